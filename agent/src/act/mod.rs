@@ -1,0 +1,95 @@
+//! Actuators: the side effects the executor performs, each behind a small trait.
+//!
+//! `Actuators` is the one seam between decisions and the world: the daemon
+//! implements it with systemd (D-Bus), the Kubernetes API and login1; dry-run
+//! implements it by recording (`crate::dryrun`); tests implement it with fakes.
+//! Every implementation must bound every call in time.
+
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::model::{Dur, Timestamp};
+use crate::runbook::Drain;
+
+/// Where time comes from. Logic never calls `Timestamp::now()` itself.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The real wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActError {
+    #[error("{what} did not finish within {after}")]
+    Timeout { what: String, after: Dur },
+    #[error("the API server is unreachable: {0}")]
+    ApiUnreachable(String),
+    #[error("no disruption slot is free (held by {0})")]
+    SlotBusy(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// An Event/log record of something the executor did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// `StepStarted`, `StepSucceeded`, `StepFailed`, `Cordoned`, `Uncordoned`,
+    /// `Held`, `Exhausted`, `Recovered`, …
+    pub reason: String,
+    pub warning: bool,
+    pub message: String,
+}
+
+impl Report {
+    pub fn normal(reason: &str, message: impl Into<String>) -> Self {
+        Report {
+            reason: reason.into(),
+            warning: false,
+            message: message.into(),
+        }
+    }
+    pub fn warning(reason: &str, message: impl Into<String>) -> Self {
+        Report {
+            reason: reason.into(),
+            warning: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every side effect the executor can cause.
+pub trait Actuators {
+    /// Set `spec.unschedulable` with nodewarden's ownership annotation.
+    fn cordon(&self, reason: &str) -> impl Future<Output = Result<(), ActError>>;
+    /// Lift the cordon, only if the node still carries nodewarden's annotation.
+    fn uncordon(&self) -> impl Future<Output = Result<(), ActError>>;
+    /// Remove nodewarden's annotation but keep the node cordoned: a human owns it now.
+    fn disown_cordon(&self) -> impl Future<Output = Result<(), ActError>>;
+    /// Take a disruption slot; returns the Lease name held.
+    fn acquire_slot(&self) -> impl Future<Output = Result<String, ActError>>;
+    fn release_slot(&self, lease: &str) -> impl Future<Output = Result<(), ActError>>;
+    /// Restart a unit and confirm it is active again; returns a one-line detail.
+    fn restart_unit(&self, unit: &str, timeout: Dur, diagnostics: bool)
+    -> impl Future<Output = Result<String, ActError>>;
+    /// Drain the node; returns a one-line summary of the drain report.
+    fn drain(&self, spec: &Drain) -> impl Future<Output = Result<String, ActError>>;
+    /// The current boot ID (recorded before a reboot).
+    fn boot_id(&self) -> impl Future<Output = Result<String, ActError>>;
+    /// Ask login1 to reboot. Returns once the request is accepted.
+    fn reboot(&self) -> impl Future<Output = Result<(), ActError>>;
+    /// Run a command (no shell) under a deadline; returns its exit summary.
+    fn exec(&self, argv: &[String], timeout: Dur) -> impl Future<Output = Result<String, ActError>>;
+    /// Emit an Event / log line. Best effort: never fails the step.
+    fn report(&self, report: Report) -> impl Future<Output = ()>;
+}
+pub mod systemd;

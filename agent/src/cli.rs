@@ -1,0 +1,367 @@
+//! Flags → one validated `Config` → subcommands. The only place `anyhow` is used.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use nodewarden::dryrun::{Assumption, DryRun, assumed_node_facts};
+use nodewarden::ledger::{self, Ledger};
+use nodewarden::model::{Dur, Timestamp};
+use nodewarden::plan::{ClusterView, FleetView, NodeView, SlotView};
+use nodewarden::runbook::{self, Loaded};
+
+pub const DEFAULT_RUNBOOK_PATH: &str = "/etc/nodewarden/runbook.yaml";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nodewarden",
+    version,
+    about = "Fixes stalled kubelets, PLEG errors, hung container runtimes, clock skew and outdated systemd on this node, safely.",
+    long_about = None
+)]
+pub struct Args {
+    /// Runbook file [default: /etc/nodewarden/runbook.yaml if present, else the built-in default]
+    #[arg(long, global = true, env = "NODEWARDEN_RUNBOOK", value_name = "FILE")]
+    runbook: Option<PathBuf>,
+    /// Ledger file (node-local durable state)
+    #[arg(long, global = true, env = "NODEWARDEN_LEDGER", value_name = "FILE")]
+    ledger: Option<PathBuf>,
+    /// Output format
+    #[arg(long, short = 'o', global = true, value_enum)]
+    output: Option<Output>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what the agent would do, step by step, without doing anything.
+    DryRun(DryRunArgs),
+    /// Check or print the runbook.
+    #[command(subcommand)]
+    Runbook(RunbookCmd),
+    /// Show the ledger: open episode, cordon ownership, reboots, maintenance.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+enum RunbookCmd {
+    /// Validate a runbook file (or the configured one) and report every error as file:line:column.
+    Validate {
+        /// The runbook to check
+        file: Option<PathBuf>,
+    },
+    /// Print the effective runbook (every default filled in).
+    Show,
+}
+
+#[derive(clap::Args, Debug)]
+struct DryRunArgs {
+    /// Assume PROBLEM keeps failing, optionally since SINCE ago (e.g. KubeletUnhealthy:5m). Repeatable.
+    #[arg(long = "assume", value_name = "PROBLEM[:SINCE]")]
+    assume: Vec<String>,
+    /// Other nodes in the cluster, for the storm gate
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    cluster_nodes: u32,
+    /// Other nodes NotReady or remediating
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    unhealthy_nodes: u32,
+    /// Assume the API server is unreachable
+    #[arg(long)]
+    api_down: bool,
+    /// Assume an admin already cordoned the node
+    #[arg(long)]
+    admin_cordoned: bool,
+    /// Assume every disruption slot is held by HOLDER
+    #[arg(long, value_name = "HOLDER")]
+    slot_busy: Option<String>,
+    /// Plan as of this time (RFC 3339) instead of now, e.g. to check a blackout window
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+/// Everything a subcommand needs, validated once.
+struct Config {
+    runbook: Loaded,
+    ledger_path: PathBuf,
+    output: Output,
+}
+
+fn load_runbook(explicit: Option<&Path>) -> Result<Loaded> {
+    match explicit {
+        Some(p) => Ok(runbook::load_file(p)?),
+        None if Path::new(DEFAULT_RUNBOOK_PATH).exists() => {
+            Ok(runbook::load_file(Path::new(DEFAULT_RUNBOOK_PATH))?)
+        }
+        None => Ok(runbook::default_runbook()),
+    }
+}
+
+fn config(args: &Args, default_output: Output) -> Result<Config> {
+    let output = args.output.unwrap_or(default_output);
+    let runbook = load_runbook(args.runbook.as_deref())?;
+    Ok(Config {
+        runbook,
+        ledger_path: args
+            .ledger
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(ledger::DEFAULT_PATH)),
+        output,
+    })
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match &args.command {
+        Command::Runbook(RunbookCmd::Validate { file }) => validate(&args, file.as_deref()),
+        Command::Runbook(RunbookCmd::Show) => {
+            let cfg = config(&args, Output::Yaml)?;
+            match cfg.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&cfg.runbook.runbook)?),
+                _ => {
+                    println!("# effective runbook from {}", cfg.runbook.source);
+                    print!("{}", runbook::to_yaml(&cfg.runbook.runbook));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DryRun(d) => dry_run(&args, d),
+        Command::Status => status(&args),
+    }
+}
+
+fn validate(args: &Args, file: Option<&Path>) -> Result<ExitCode> {
+    let output = args.output.unwrap_or(Output::Text);
+    let target = file.or(args.runbook.as_deref());
+    let result = match target {
+        Some(p) => runbook::load_file(p),
+        None => Ok(load_runbook(None)?),
+    };
+    match result {
+        Ok(l) => {
+            if output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "source": l.source, "warnings": l.warnings})
+                );
+            } else {
+                for w in &l.warnings {
+                    eprintln!("{}", w.render(&l.source));
+                }
+                println!("{}: valid ({} steps)", l.source, l.runbook.spec.steps.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if output == Output::Json {
+                let diags = match &e {
+                    runbook::RunbookError::Invalid { diagnostics, .. } => diagnostics.clone(),
+                    _ => Vec::new(),
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": false, "error": e.to_string(), "diagnostics": diags})
+                );
+            } else {
+                eprintln!("{e}");
+            }
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Read the ledger without writing. A corrupt one is reported and ignored.
+fn read_ledger(path: &Path) -> (Ledger, Option<String>) {
+    match ledger::read_only(path) {
+        Ok(Some(l)) => (l, None),
+        Ok(None) => (Ledger::default(), None),
+        Err(e) => (
+            Ledger::default(),
+            Some(format!("{e} (ignored; the daemon will move it aside)")),
+        ),
+    }
+}
+
+fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
+    let cfg = config(args, Output::Text)?;
+    let assumptions = d
+        .assume
+        .iter()
+        .map(|s| s.parse::<Assumption>())
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(anyhow::Error::msg)?;
+    let now = match &d.at {
+        Some(s) => s
+            .parse::<Timestamp>()
+            .with_context(|| format!("--at {s:?}: expected an RFC 3339 time like 2026-11-23T10:00:00Z"))?,
+        // Whole seconds keep the timeline readable.
+        None => Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()),
+    };
+    if d.unhealthy_nodes > d.cluster_nodes {
+        bail!(
+            "--unhealthy-nodes {} is more than --cluster-nodes {}",
+            d.unhealthy_nodes,
+            d.cluster_nodes
+        );
+    }
+    let (ledger, ledger_note) = read_ledger(&cfg.ledger_path);
+    let mut cluster = ClusterView::calm(d.cluster_nodes);
+    cluster.fleet = Some(FleetView {
+        other_nodes: d.cluster_nodes,
+        other_unhealthy: d.unhealthy_nodes,
+    });
+    if d.api_down {
+        cluster.api_reachable = false;
+        cluster.node = None;
+        cluster.slot = SlotView::Unknown;
+        cluster.fleet = None;
+    }
+    if d.admin_cordoned && let Some(n) = cluster.node.as_mut() {
+        *n = NodeView {
+            unschedulable: true,
+            cordon_annotation: false,
+        };
+    }
+    if let Some(h) = &d.slot_busy {
+        cluster.slot = SlotView::Busy {
+            holders: vec![h.clone()],
+        };
+    }
+    let mut notes = Vec::new();
+    if let Some(n) = ledger_note {
+        notes.push(n);
+    }
+    if assumptions.is_empty() {
+        notes.push(
+            "no --assume given: live probes are not wired into dry-run yet, so it plans with no failing problems; pass --assume PROBLEM to walk the ladder".into(),
+        );
+    }
+    let node = assumed_node_facts(&cfg.runbook.runbook);
+    let timeline = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(
+            DryRun {
+                runbook: &cfg.runbook.runbook,
+                ledger,
+                assumptions,
+                cluster,
+                node,
+                now,
+            }
+            .run(),
+        );
+    match cfg.output {
+        Output::Json => {
+            let v = serde_json::json!({
+                "runbook": cfg.runbook.source,
+                "ledger": cfg.ledger_path,
+                "notes": notes,
+                "timeline": timeline,
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        _ => {
+            println!("runbook: {}", cfg.runbook);
+            for n in &notes {
+                println!("note: {n}");
+            }
+            print!("{}", timeline.render_text());
+        }
+    }
+    Ok(if timeline.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn status(args: &Args) -> Result<ExitCode> {
+    let cfg = config(args, Output::Text)?;
+    let (ledger, note) = match ledger::read_only(&cfg.ledger_path) {
+        Ok(Some(l)) => (l, None),
+        Ok(None) => (Ledger::default(), Some("no ledger yet: nodewarden has not acted on this node".to_string())),
+        Err(e) => bail!("{e}"),
+    };
+    let now = Timestamp::now();
+    let open = ledger.episode.is_some() || ledger.maintenance.is_some();
+    if cfg.output == Output::Json {
+        let v = serde_json::json!({
+            "ledger": cfg.ledger_path,
+            "note": note,
+            "state": ledger,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(if open { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
+    println!("ledger: {}", cfg.ledger_path.display());
+    if let Some(n) = note {
+        println!("note: {n}");
+    }
+    match &ledger.episode {
+        None => println!("episode: none"),
+        Some(ep) => {
+            println!(
+                "episode: {} since {} ({} ago) for {}",
+                ep.id,
+                ep.started_at,
+                Dur::between(ep.started_at, now),
+                ep.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            for a in &ep.attempts {
+                println!(
+                    "  step {:<28} {:<24} started {} → {:?}{}",
+                    a.step,
+                    a.action,
+                    a.started_at,
+                    a.outcome,
+                    a.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+                );
+            }
+            if let Some(h) = &ep.hold {
+                println!("  held: step {:?} by {} since {}: {}", h.step, h.gate, h.since, h.reason);
+            }
+            if let Some(x) = &ep.exhausted {
+                println!("  EXHAUSTED at {}: {}", x.at, x.reason);
+            }
+        }
+    }
+    match &ledger.cordon {
+        None => println!("cordon: none recorded"),
+        Some(c) if c.handed_over => println!("cordon: handed over to a human at exhaustion ({})", c.reason),
+        Some(c) if c.by_us => println!("cordon: placed by nodewarden at {} ({})", c.at, c.reason),
+        Some(c) => println!("cordon: placed by someone else; nodewarden will never lift it ({})", c.reason),
+    }
+    match &ledger.slot {
+        None => println!("disruption slot: none held"),
+        Some(s) => println!("disruption slot: {} held since {}", s.lease, s.acquired_at),
+    }
+    let cap = cfg.runbook.runbook.spec.safety.reboots;
+    println!(
+        "reboots: {} of {} in the last {}",
+        ledger.reboots_within(cap.window, now),
+        cap.max,
+        cap.window
+    );
+    match &ledger.maintenance {
+        None => println!("maintenance: none"),
+        Some(m) => println!("maintenance: by {} since {}: {}", m.by, m.since, m.reason),
+    }
+    for c in ledger.closed.iter().rev().take(5) {
+        println!(
+            "closed: {} {} → {} for {} [{}]: {}",
+            c.id,
+            c.started_at,
+            c.ended_at,
+            c.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
+            c.steps.join(" → "),
+            c.result
+        );
+    }
+    Ok(if open { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,16 @@
+//! nodewarden: a node-side Kubernetes remediation agent.
+//!
+//! The shape follows `shared/DESIGN.md`: probes produce observations, the
+//! health model turns them into findings, the pure planner turns findings +
+//! ledger + runbook + cluster view + `now` into one decision, and the
+//! executor carries it out through actuator traits.
+
+pub mod act;
+pub mod dryrun;
+pub mod execute;
+pub mod health;
+pub mod ledger;
+pub mod model;
+pub mod plan;
+pub mod probe;
+pub mod runbook;

@@ -1,0 +1,27 @@
+//! The `nodewarden` binary: parse flags, validate them into one config, run
+//! the subcommand. Exit codes: 0 ok, 1 problems found / plan not clean,
+//! 2 usage or input error.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = match cli::Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nodewarden: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,733 @@
+//! The pure planner: (findings, ledger, runbook, cluster view, node facts, now) → one decision.
+//!
+//! No I/O and no clock of its own. The daemon, `dry-run` and the tests all
+//! call this one function; every safety invariant of shared/DESIGN.md is
+//! enforced here and tested in `plan/tests.rs` and `plan/props.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::health::Findings;
+use crate::ledger::{Ledger, Outcome};
+use crate::model::{Dur, Problem, Timestamp};
+use crate::runbook::{Action, ActionKind, Runbook, Step};
+
+/// The node as the API server last showed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub unschedulable: bool,
+    /// nodewarden's cordon annotation is on the node.
+    pub cordon_annotation: bool,
+}
+
+/// The cluster-wide disruption slots, as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum SlotView {
+    /// This node holds a slot.
+    Held,
+    /// At least one slot is free (or expired) and could be taken.
+    Free,
+    /// Every slot is held by a live holder.
+    Busy { holders: Vec<String> },
+    Unknown,
+}
+
+/// The other nodes, for the storm gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetView {
+    pub other_nodes: u32,
+    /// Other nodes NotReady or cordoned by nodewarden.
+    pub other_unhealthy: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterView {
+    pub api_reachable: bool,
+    /// `None` when the node has not been seen (API unreachable since start).
+    pub node: Option<NodeView>,
+    pub slot: SlotView,
+    pub fleet: Option<FleetView>,
+}
+
+impl ClusterView {
+    /// A reachable API, a schedulable node, a free slot and a healthy fleet.
+    pub fn calm(other_nodes: u32) -> Self {
+        ClusterView {
+            api_reachable: true,
+            node: Some(NodeView {
+                unschedulable: false,
+                cordon_annotation: false,
+            }),
+            slot: SlotView::Free,
+            fleet: Some(FleetView {
+                other_nodes,
+                other_unhealthy: 0,
+            }),
+        }
+    }
+}
+
+/// Facts about the node itself, from the probes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFacts {
+    /// Units known to exist, with the time they last became active (`InactiveExitTimestamp`).
+    /// `None` when systemd could not be asked.
+    pub units: Option<BTreeMap<String, Option<Timestamp>>>,
+    /// The unit of the container runtime the kubelet uses, when detected.
+    pub runtime_unit: Option<String>,
+    pub boot_id: Option<String>,
+}
+
+impl NodeFacts {
+    fn unit_exists(&self, unit: &str) -> Option<bool> {
+        self.units.as_ref().map(|u| u.contains_key(unit))
+    }
+    fn unit_active_since(&self, unit: &str) -> Option<Timestamp> {
+        self.units.as_ref().and_then(|u| u.get(unit).copied().flatten())
+    }
+}
+
+pub struct Inputs<'a> {
+    pub findings: &'a Findings,
+    pub ledger: &'a Ledger,
+    pub runbook: &'a Runbook,
+    pub cluster: &'a ClusterView,
+    pub node: &'a NodeFacts,
+    pub now: Timestamp,
+}
+
+/// A closed safety gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Gate {
+    Maintenance,
+    Blackout,
+    ApiUnreachable,
+    NodeUnknown,
+    StormGate,
+    DisruptionSlot,
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Gate::Maintenance => "Maintenance",
+            Gate::Blackout => "Blackout",
+            Gate::ApiUnreachable => "ApiUnreachable",
+            Gate::NodeUnknown => "NodeUnknown",
+            Gate::StormGate => "StormGate",
+            Gate::DisruptionSlot => "DisruptionSlot",
+        })
+    }
+}
+
+/// What must happen about the cordon before a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CordonPlan {
+    /// The step does not need the node cordoned.
+    NotNeeded,
+    /// Cordon now (with the ownership annotation).
+    Cordon,
+    /// Already cordoned: by us (`true`, our annotation) or by someone else.
+    AlreadyCordoned { by_us: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    pub step: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Act {
+    pub step: String,
+    pub index: usize,
+    pub action: Action,
+    /// The unit acted on, for restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    pub disruptive: bool,
+    pub cordon: CordonPlan,
+    pub acquire_slot: bool,
+    /// Continue an attempt the agent was carrying out when it stopped (a drain).
+    pub resume: bool,
+    pub problems: BTreeSet<Problem>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "decision")]
+pub enum Decision {
+    /// Healthy and nothing open.
+    Idle,
+    /// Failing, not yet for `failFor`.
+    Pending { confirm_at: BTreeMap<Problem, Timestamp> },
+    Act(Act),
+    /// A step ran; waiting to see whether the findings clear.
+    Verify {
+        step: String,
+        until: Timestamp,
+        problems: BTreeSet<Problem>,
+    },
+    /// Nothing to do until `until` (a cooldown, a reboot taking effect).
+    Wait {
+        step: String,
+        until: Timestamp,
+        reason: String,
+    },
+    /// A safety gate is closed; the step waits for it to open.
+    Hold {
+        step: String,
+        gate: Gate,
+        reason: String,
+    },
+    /// The findings cleared: end the episode.
+    Recovered {
+        uncordon: bool,
+        release_slot: bool,
+        reason: String,
+    },
+    /// Only problems the runbook reports (no fix) remain; nothing more to do.
+    Monitoring { problems: BTreeSet<Problem> },
+    /// The ladder ran out (or the reboot cap was reached): a human takes over.
+    Exhausted {
+        reason: String,
+        /// First time this episode is found exhausted.
+        newly: bool,
+        uncordon: bool,
+        release_slot: bool,
+        /// Leave the cordon to a human: never lifted by nodewarden.
+        hand_over_cordon: bool,
+    },
+    /// Maintenance is in force: automatic remediation is paused.
+    Paused { reason: String },
+}
+
+impl Decision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Idle => "idle",
+            Decision::Pending { .. } => "pending",
+            Decision::Act(_) => "act",
+            Decision::Verify { .. } => "verify",
+            Decision::Wait { .. } => "wait",
+            Decision::Hold { .. } => "hold",
+            Decision::Recovered { .. } => "recovered",
+            Decision::Monitoring { .. } => "monitoring",
+            Decision::Exhausted { .. } => "exhausted",
+            Decision::Paused { .. } => "paused",
+        }
+    }
+
+    /// The earliest time at which re-planning can give a different answer
+    /// without new observations (the executor's next wake-up).
+    pub fn next_change(&self) -> Option<Timestamp> {
+        match self {
+            Decision::Pending { confirm_at } => confirm_at.values().min().copied(),
+            Decision::Verify { until, .. } | Decision::Wait { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Idle => write!(f, "idle: no problems"),
+            Decision::Pending { confirm_at } => {
+                let parts: Vec<String> =
+                    confirm_at.iter().map(|(p, t)| format!("{p} (confirmed at {t} if it persists)")).collect();
+                write!(f, "pending: failing, not yet for failFor: {}", parts.join(", "))
+            }
+            Decision::Act(a) => {
+                write!(f, "act: step {:?} ({}", a.step, a.action.kind())?;
+                if let Some(u) = &a.unit {
+                    write!(f, " {u}")?;
+                }
+                write!(f, ") for {}", join(&a.problems))?;
+                if a.resume {
+                    write!(f, ", resuming")?;
+                }
+                match a.cordon {
+                    CordonPlan::Cordon => write!(f, "; cordon first")?,
+                    CordonPlan::AlreadyCordoned { by_us: false } => {
+                        write!(f, "; node already cordoned by someone else (never lifted by nodewarden)")?
+                    }
+                    _ => {}
+                }
+                if a.acquire_slot {
+                    write!(f, "; take a disruption slot first")?;
+                }
+                for s in &a.skipped {
+                    write!(f, "; skipped {:?}: {}", s.step, s.reason)?;
+                }
+                Ok(())
+            }
+            Decision::Verify { step, until, problems } => {
+                write!(f, "verify: step {step:?} ran; waiting until {until} for {} to clear", join(problems))
+            }
+            Decision::Wait { step, until, reason } => write!(f, "wait: step {step:?} until {until}: {reason}"),
+            Decision::Hold { step, gate, reason } => write!(f, "hold: step {step:?} held by {gate}: {reason}"),
+            Decision::Recovered { uncordon, release_slot, reason } => {
+                write!(f, "recovered: {reason}")?;
+                if *uncordon {
+                    write!(f, "; uncordon (nodewarden's own cordon)")?;
+                }
+                if *release_slot {
+                    write!(f, "; release the disruption slot")?;
+                }
+                Ok(())
+            }
+            Decision::Monitoring { problems } => {
+                write!(f, "monitoring: {} reported; the runbook has no fix for it", join(problems))
+            }
+            Decision::Exhausted { reason, hand_over_cordon, .. } => {
+                write!(f, "exhausted: {reason}")?;
+                if *hand_over_cordon {
+                    write!(f, "; the node stays cordoned for a human")?;
+                }
+                Ok(())
+            }
+            Decision::Paused { reason } => write!(f, "paused: {reason}"),
+        }
+    }
+}
+
+fn join(ps: &BTreeSet<Problem>) -> String {
+    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Decide. Pure: the same inputs always give the same decision.
+pub fn plan(i: &Inputs) -> Decision {
+    let rb = i.runbook;
+    let ledger = i.ledger;
+    let now = i.now;
+
+    if let Some(m) = &ledger.maintenance {
+        return Decision::Paused {
+            reason: format!(
+                "maintenance by {} since {}: {}; automatic remediation is paused",
+                m.by, m.since, m.reason
+            ),
+        };
+    }
+
+    let active = i.findings.active_set();
+    if active.is_empty() {
+        return plan_recovery(i);
+    }
+
+    let episode = ledger.episode.as_ref();
+    if let Some(ex) = episode.and_then(|e| e.exhausted.as_ref()) {
+        return Decision::Exhausted {
+            reason: ex.reason.clone(),
+            newly: false,
+            uncordon: false,
+            release_slot: ledger.slot.is_some(),
+            hand_over_cordon: false,
+        };
+    }
+
+    // The newest attempt decides whether we are mid-step.
+    let attempts = episode.map(|e| e.attempts.as_slice()).unwrap_or(&[]);
+    if let Some(last) = attempts.last()
+        && let Some((idx, step)) = rb.step(&last.step)
+    {
+        let verify_from = match &last.outcome {
+            Outcome::InProgress => match last.action {
+                ActionKind::Reboot => {
+                    let timeout = match &step.action {
+                        Action::Reboot(r) => r.timeout,
+                        _ => Dur::from_secs(900),
+                    };
+                    let until = timeout.after(last.started_at);
+                    if now < until {
+                        return Decision::Wait {
+                            step: step.name.clone(),
+                            until,
+                            reason: format!(
+                                "reboot requested at {}; waiting for the node to come back with a new boot ID",
+                                last.started_at
+                            ),
+                        };
+                    }
+                    // The node never went down: the attempt failed; move up.
+                    None
+                }
+                ActionKind::Drain => {
+                    // The agent stopped mid-drain: carry on with the same attempt.
+                    return gate_and_act(i, idx, step, &active, Vec::new(), true);
+                }
+                ActionKind::Exec => {
+                    // A command cut off by an agent restart is not re-run blindly.
+                    None
+                }
+                _ => Some(last.started_at),
+            },
+            Outcome::Succeeded => Some(last.finished_at.unwrap_or(last.started_at)),
+            Outcome::Failed(_) => None,
+        };
+        if let Some(from) = verify_from {
+            let until = step.verify.after(from);
+            let watched: BTreeSet<Problem> = step.when.intersection(&active).copied().collect();
+            if now < until && !watched.is_empty() {
+                return Decision::Verify {
+                    step: step.name.clone(),
+                    until,
+                    problems: watched,
+                };
+            }
+        }
+    }
+
+    // Per problem, the next rung is after the highest step already tried for it.
+    let steps = &rb.spec.steps;
+    let mut rung: BTreeMap<Problem, usize> = active.iter().map(|p| (*p, 0)).collect();
+    for a in attempts {
+        if let Some((idx, step)) = rb.step(&a.step) {
+            for p in &step.when {
+                if let Some(r) = rung.get_mut(p) {
+                    *r = (*r).max(idx + 1);
+                }
+            }
+        }
+    }
+
+    let mut skipped: Vec<Skipped> = Vec::new();
+    let mut chosen: Option<usize> = None;
+    for (idx, step) in steps.iter().enumerate() {
+        let wanted = step.when.iter().any(|p| rung.get(p).is_some_and(|r| idx >= *r));
+        if !wanted {
+            continue;
+        }
+        if let Some(reason) = skip_reason(i, step) {
+            skipped.push(Skipped {
+                step: step.name.clone(),
+                reason,
+            });
+            continue;
+        }
+        chosen = Some(idx);
+        break;
+    }
+
+    let Some(idx) = chosen else {
+        // Nothing left to try. Problems that only ever had report steps are monitored, not exhausted.
+        let fixable: BTreeSet<Problem> = active
+            .iter()
+            .copied()
+            .filter(|p| {
+                steps
+                    .iter()
+                    .any(|s| s.when.contains(p) && s.action.kind() != ActionKind::Report)
+            })
+            .collect();
+        if fixable.is_empty() {
+            return Decision::Monitoring { problems: active };
+        }
+        let tried: Vec<&str> = attempts.iter().map(|a| a.step.as_str()).collect();
+        let mut reason = format!(
+            "no step left for {} after {}",
+            join(&fixable),
+            if tried.is_empty() { "none could run".to_string() } else { tried.join(" → ") }
+        );
+        for s in &skipped {
+            reason.push_str(&format!("; {:?} skipped: {}", s.step, s.reason));
+        }
+        return exhausted(i, reason);
+    };
+    gate_and_act(i, idx, &steps[idx], &active, skipped, false)
+}
+
+fn exhausted(i: &Inputs, reason: String) -> Decision {
+    let ox = i.runbook.spec.safety.on_exhausted;
+    let ours = i.ledger.cordon.as_ref().is_some_and(|c| c.by_us && !c.handed_over);
+    let node_ours = i.cluster.node.is_some_and(|n| n.unschedulable && n.cordon_annotation);
+    Decision::Exhausted {
+        reason,
+        newly: true,
+        uncordon: !ox.stay_cordoned && ours && node_ours && i.cluster.api_reachable,
+        release_slot: i.ledger.slot.is_some(),
+        hand_over_cordon: ox.stay_cordoned && !ox.uncordon_on_recovery && ours,
+    }
+}
+
+/// Why `step` cannot run now and is passed over (not a gate: it does not wait).
+fn skip_reason(i: &Inputs, step: &Step) -> Option<String> {
+    let failing: Vec<&str> = step
+        .skip_when
+        .iter()
+        .filter(|p| i.findings.failing_now.contains(p) || i.findings.active.contains_key(p))
+        .map(|p| p.as_str())
+        .collect();
+    if !failing.is_empty() {
+        return Some(format!("{} is failing (skipWhen)", failing.join(", ")));
+    }
+    if let Some(rate) = step.max_per {
+        let n = i.ledger.starts_within(&step.name, rate.window, i.now).len();
+        if n >= rate.count as usize {
+            return Some(format!(
+                "ran {n} time(s) in the last {} (maxPer {} per {})",
+                rate.window, rate.count, rate.window
+            ));
+        }
+    }
+    match resolve_unit(i, step) {
+        Err(why) => Some(why),
+        Ok(_) => None,
+    }
+}
+
+/// The unit a restart step acts on, or why there is none.
+fn resolve_unit(i: &Inputs, step: &Step) -> Result<Option<String>, String> {
+    let candidates: &[String] = match &step.action {
+        Action::RestartUnit(r) => std::slice::from_ref(&r.unit),
+        Action::RestartContainerRuntime(r) => {
+            if let Some(u) = &i.node.runtime_unit
+                && r.units.contains(u)
+            {
+                return Ok(Some(u.clone()));
+            }
+            &r.units
+        }
+        Action::RestartTimeSync(r) => &r.units,
+        _ => return Ok(None),
+    };
+    match i.node.units {
+        // systemd could not be asked: the restart itself will tell.
+        None => Ok(candidates.first().cloned()),
+        Some(_) => candidates
+            .iter()
+            .find(|u| i.node.unit_exists(u) == Some(true))
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| format!("{} not found on this node", candidates.join(" / "))),
+    }
+}
+
+fn gate_and_act(
+    i: &Inputs,
+    idx: usize,
+    step: &Step,
+    active: &BTreeSet<Problem>,
+    skipped: Vec<Skipped>,
+    resume: bool,
+) -> Decision {
+    let safety = &i.runbook.spec.safety;
+    let now = i.now;
+    let hold = |gate: Gate, reason: String| Decision::Hold {
+        step: step.name.clone(),
+        gate,
+        reason,
+    };
+
+    // A reboot kills every pod left on the node: only after a drain that finished.
+    if step.action.kind() == ActionKind::Reboot && !resume {
+        let drained = i.ledger.episode.as_ref().is_some_and(|e| {
+            e.attempts
+                .iter()
+                .any(|a| a.action == ActionKind::Drain && a.outcome == Outcome::Succeeded)
+        });
+        if !drained {
+            return exhausted(
+                i,
+                format!(
+                    "step {:?} needs a completed drain in this episode and none completed: rebooting would kill pods without eviction",
+                    step.name
+                ),
+            );
+        }
+    }
+    // The reboot cap is final for the episode, so it is checked before any gate.
+    if step.action.kind() == ActionKind::Reboot && !resume {
+        let n = i.ledger.reboots_within(safety.reboots.window, now);
+        if n >= safety.reboots.max as usize {
+            return exhausted(
+                i,
+                format!(
+                    "reboot cap reached: {n} reboot(s) in the last {} (max {}); step {:?} will not run",
+                    safety.reboots.window, safety.reboots.max, step.name
+                ),
+            );
+        }
+    }
+
+    let needs_api = step.disruptive || step.cordon;
+    let mut acquire_slot = false;
+    let mut cordon = CordonPlan::NotNeeded;
+    if step.disruptive
+        && let Some(b) = i.runbook.blackout_at(now)
+    {
+        return hold(
+            Gate::Blackout,
+            format!(
+                "blackout window {}{:?} {:02}:{:02}-{:02}:{:02} {} is in force",
+                b.name.as_deref().map(|n| format!("{n} ")).unwrap_or_default(),
+                b.days,
+                b.from / 60,
+                b.from % 60,
+                b.to / 60,
+                b.to % 60,
+                b.time_zone
+            ),
+        );
+    }
+    if needs_api {
+        if !i.cluster.api_reachable {
+            return hold(
+                Gate::ApiUnreachable,
+                "the API server is unreachable: cannot cordon or hold a disruption slot".into(),
+            );
+        }
+        let Some(node) = i.cluster.node else {
+            return hold(Gate::NodeUnknown, "this node's object has not been read from the API yet".into());
+        };
+        if step.disruptive {
+            match i.cluster.fleet {
+                None => {
+                    return hold(Gate::StormGate, "the other nodes' health is not known yet".into());
+                }
+                Some(f) => {
+                    let sg = safety.storm_gate;
+                    let pct_over = u64::from(f.other_unhealthy) * 100
+                        > u64::from(sg.max_unhealthy_percent) * u64::from(f.other_nodes);
+                    let abs_over = sg.max_unhealthy_nodes.is_some_and(|m| f.other_unhealthy > m);
+                    if pct_over || abs_over {
+                        return hold(
+                            Gate::StormGate,
+                            format!(
+                                "{} of {} other nodes are NotReady or remediating (limit {}%{})",
+                                f.other_unhealthy,
+                                f.other_nodes,
+                                sg.max_unhealthy_percent,
+                                sg.max_unhealthy_nodes.map(|m| format!(" or {m} nodes")).unwrap_or_default()
+                            ),
+                        );
+                    }
+                }
+            }
+            let held_in_ledger = i.ledger.slot.is_some();
+            match (&i.cluster.slot, held_in_ledger) {
+                (SlotView::Held, _) => {}
+                (SlotView::Free, _) => acquire_slot = true,
+                (SlotView::Busy { holders }, _) => {
+                    return hold(
+                        Gate::DisruptionSlot,
+                        format!(
+                            "all {} disruption slot(s) are held by {}",
+                            safety.max_concurrent_disruptions,
+                            holders.join(", ")
+                        ),
+                    );
+                }
+                (SlotView::Unknown, _) => {
+                    return hold(Gate::DisruptionSlot, "the disruption slots could not be read".into());
+                }
+            }
+        }
+        if step.cordon {
+            cordon = if node.unschedulable {
+                CordonPlan::AlreadyCordoned {
+                    by_us: node.cordon_annotation
+                        || i.ledger.cordon.as_ref().is_some_and(|c| c.by_us && !c.handed_over),
+                }
+            } else {
+                CordonPlan::Cordon
+            };
+        }
+    }
+
+    // Non-resumed steps were filtered by `skip_reason`, so the unit resolves.
+    let unit = resolve_unit(i, step).unwrap_or(None);
+    if !resume
+        && let Some(u) = &unit
+        && let Some(since) = i.node.unit_active_since(u)
+    {
+        let until = step.cooldown.after(since);
+        if now < until {
+            return Decision::Wait {
+                step: step.name.clone(),
+                until,
+                reason: format!(
+                    "{u} became active at {since}, less than the cooldown {} ago; a daemon that just started is not restarted",
+                    step.cooldown
+                ),
+            };
+        }
+    }
+
+    Decision::Act(Act {
+        step: step.name.clone(),
+        index: idx,
+        action: step.action.clone(),
+        unit,
+        disruptive: step.disruptive,
+        cordon,
+        acquire_slot,
+        resume,
+        problems: step.when.intersection(active).copied().collect(),
+        skipped,
+    })
+}
+
+/// No active findings: close what is open, lifting only our own cordon.
+fn plan_recovery(i: &Inputs) -> Decision {
+    let ledger = i.ledger;
+    let cordon_ours = ledger.cordon.as_ref().is_some_and(|c| c.by_us && !c.handed_over);
+    if ledger.episode.is_none() && !cordon_ours && ledger.slot.is_none() {
+        if i.findings.pending.is_empty() {
+            return Decision::Idle;
+        }
+        return Decision::Pending {
+            confirm_at: i.findings.pending.clone(),
+        };
+    }
+    let node_ours = i.cluster.node.is_some_and(|n| n.unschedulable && n.cordon_annotation);
+    let uncordon = cordon_ours && node_ours;
+    if (cordon_ours || ledger.slot.is_some()) && !i.cluster.api_reachable {
+        return Decision::Hold {
+            step: "uncordon".into(),
+            gate: Gate::ApiUnreachable,
+            reason: "the node is healthy again; waiting for the API server to lift nodewarden's cordon and release the slot".into(),
+        };
+    }
+    let reason = match ledger.episode.as_ref() {
+        Some(ep) if ep.exhausted.is_some() => {
+            format!("{} cleared after the episode was exhausted", join(&ep.problems))
+        }
+        Some(ep) => format!(
+            "{} cleared{}",
+            join(&ep.problems),
+            ep.attempts
+                .last()
+                .map(|a| format!(" after step {:?}", a.step))
+                .unwrap_or_default()
+        ),
+        None => "no problems; cleaning up state left from an earlier episode".into(),
+    };
+    let reason = if cordon_ours && !node_ours {
+        format!("{reason}; the node is no longer cordoned with nodewarden's annotation, so its cordon is left alone")
+    } else {
+        reason
+    };
+    Decision::Recovered {
+        uncordon,
+        release_slot: ledger.slot.is_some(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod props;
+#[cfg(test)]
+mod tests;
