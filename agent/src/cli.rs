@@ -199,11 +199,12 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
     let now = match &d.at {
-        Some(s) => s
-            .parse::<Timestamp>()
-            .with_context(|| format!("--at {s:?}: expected an RFC 3339 time like 2026-11-23T10:00:00Z"))?,
+        Some(s) => s.parse::<Timestamp>().with_context(|| {
+            format!("--at {s:?}: expected an RFC 3339 time like 2026-11-23T10:00:00Z")
+        })?,
         // Whole seconds keep the timeline readable.
-        None => Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()),
+        None => Timestamp::from_second(Timestamp::now().as_second())
+            .unwrap_or_else(|_| Timestamp::now()),
     };
     if d.unhealthy_nodes > d.cluster_nodes {
         bail!(
@@ -224,7 +225,9 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
         cluster.slot = SlotView::Unknown;
         cluster.fleet = None;
     }
-    if d.admin_cordoned && let Some(n) = cluster.node.as_mut() {
+    if d.admin_cordoned
+        && let Some(n) = cluster.node.as_mut()
+    {
         *n = NodeView {
             unschedulable: true,
             cordon_annotation: false,
@@ -278,14 +281,21 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
             print!("{}", timeline.render_text());
         }
     }
-    Ok(if timeline.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if timeline.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn status(args: &Args) -> Result<ExitCode> {
     let cfg = config(args, Output::Text)?;
     let (ledger, note) = match ledger::read_only(&cfg.ledger_path) {
         Ok(Some(l)) => (l, None),
-        Ok(None) => (Ledger::default(), Some("no ledger yet: nodewarden has not acted on this node".to_string())),
+        Ok(None) => (
+            Ledger::default(),
+            Some("no ledger yet: nodewarden has not acted on this node".to_string()),
+        ),
         Err(e) => bail!("{e}"),
     };
     let now = Timestamp::now();
@@ -297,7 +307,11 @@ fn status(args: &Args) -> Result<ExitCode> {
             "state": ledger,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(if open { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        return Ok(if open {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     println!("ledger: {}", cfg.ledger_path.display());
     if let Some(n) = note {
@@ -311,7 +325,11 @@ fn status(args: &Args) -> Result<ExitCode> {
                 ep.id,
                 ep.started_at,
                 Dur::between(ep.started_at, now),
-                ep.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                ep.problems
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             for a in &ep.attempts {
                 println!(
@@ -320,11 +338,17 @@ fn status(args: &Args) -> Result<ExitCode> {
                     a.action,
                     a.started_at,
                     a.outcome,
-                    a.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+                    a.detail
+                        .as_deref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
                 );
             }
             if let Some(h) = &ep.hold {
-                println!("  held: step {:?} by {} since {}: {}", h.step, h.gate, h.since, h.reason);
+                println!(
+                    "  held: step {:?} by {} since {}: {}",
+                    h.step, h.gate, h.since, h.reason
+                );
             }
             if let Some(x) = &ep.exhausted {
                 println!("  EXHAUSTED at {}: {}", x.at, x.reason);
@@ -333,9 +357,15 @@ fn status(args: &Args) -> Result<ExitCode> {
     }
     match &ledger.cordon {
         None => println!("cordon: none recorded"),
-        Some(c) if c.handed_over => println!("cordon: handed over to a human at exhaustion ({})", c.reason),
+        Some(c) if c.handed_over => println!(
+            "cordon: handed over to a human at exhaustion ({})",
+            c.reason
+        ),
         Some(c) if c.by_us => println!("cordon: placed by nodewarden at {} ({})", c.at, c.reason),
-        Some(c) => println!("cordon: placed by someone else; nodewarden will never lift it ({})", c.reason),
+        Some(c) => println!(
+            "cordon: placed by someone else; nodewarden will never lift it ({})",
+            c.reason
+        ),
     }
     match &ledger.slot {
         None => println!("disruption slot: none held"),
@@ -358,10 +388,18 @@ fn status(args: &Args) -> Result<ExitCode> {
             c.id,
             c.started_at,
             c.ended_at,
-            c.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
+            c.problems
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             c.steps.join(" → "),
             c.result
         );
     }
-    Ok(if open { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if open {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -16,7 +16,9 @@ use crate::execute::{Discard, execute};
 use crate::health::{Finding, Findings};
 use crate::ledger::Ledger;
 use crate::model::{Dur, Problem, Timestamp};
-use crate::plan::{Act, ClusterView, CordonPlan, Decision, NodeFacts, NodeView, SlotView, plan, Inputs};
+use crate::plan::{
+    Act, ClusterView, CordonPlan, Decision, Inputs, NodeFacts, NodeView, SlotView, plan,
+};
 use crate::runbook::{Action, Drain, Runbook};
 
 /// A problem assumed to be failing since `ago` before the start.
@@ -31,10 +33,16 @@ impl std::str::FromStr for Assumption {
     /// `PROBLEM` or `PROBLEM:SINCE`, e.g. `KubeletUnhealthy:5m`.
     fn from_str(s: &str) -> Result<Self, String> {
         let (p, ago) = match s.split_once(':') {
-            Some((p, d)) => (p, d.parse::<Dur>().map_err(|e| format!("--assume {s:?}: {e}"))?),
+            Some((p, d)) => (
+                p,
+                d.parse::<Dur>()
+                    .map_err(|e| format!("--assume {s:?}: {e}"))?,
+            ),
             None => (s, Dur::ZERO),
         };
-        let problem = p.parse::<Problem>().map_err(|e| format!("--assume {s:?}: {e}"))?;
+        let problem = p
+            .parse::<Problem>()
+            .map_err(|e| format!("--assume {s:?}: {e}"))?;
         Ok(Assumption { problem, ago })
     }
 }
@@ -79,7 +87,10 @@ impl Timeline {
         if self.assumptions.is_empty() {
             s.push_str(" with no failing problems\n");
         } else {
-            s.push_str(&format!(", assuming {} keep failing\n", self.assumptions.join(", ")));
+            s.push_str(&format!(
+                ", assuming {} keep failing\n",
+                self.assumptions.join(", ")
+            ));
         }
         for e in &self.entries {
             s.push_str(&format!("{:>9}  {}\n", e.offset, e.text));
@@ -162,11 +173,20 @@ impl Actuators for SimActuators {
         self.with(|s| s.cluster.slot = SlotView::Free);
         Ok(())
     }
-    async fn restart_unit(&self, unit: &str, _timeout: Dur, diagnostics: bool) -> Result<String, ActError> {
+    async fn restart_unit(
+        &self,
+        unit: &str,
+        _timeout: Dur,
+        diagnostics: bool,
+    ) -> Result<String, ActError> {
         self.advance(Dur::from_secs(5));
         Ok(format!(
             "RestartUnit {unit} over D-Bus, wait for JobRemoved=done and a new InvocationID{}",
-            if diagnostics { " (diagnostics captured first)" } else { "" }
+            if diagnostics {
+                " (diagnostics captured first)"
+            } else {
+                ""
+            }
         ))
     }
     async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
@@ -174,7 +194,11 @@ impl Actuators for SimActuators {
         Ok(format!(
             "evict this node's pods through pods/eviction (PDBs respected), deadline {}{}",
             spec.timeout,
-            if spec.delete_after_deadline { ", then delete what is left" } else { "" }
+            if spec.delete_after_deadline {
+                ", then delete what is left"
+            } else {
+                ""
+            }
         ))
     }
     async fn boot_id(&self) -> Result<String, ActError> {
@@ -256,28 +280,39 @@ impl DryRun<'_> {
             });
         }
         match a.cordon {
-            CordonPlan::Cordon => g.push("cordon first (with nodewarden's ownership annotation)".into()),
-            CordonPlan::AlreadyCordoned { by_us: true } => g.push("cordon: already ours".into()),
-            CordonPlan::AlreadyCordoned { by_us: false } => {
-                g.push("cordon: already cordoned by someone else; nodewarden will never lift it".into())
+            CordonPlan::Cordon => {
+                g.push("cordon first (with nodewarden's ownership annotation)".into())
             }
+            CordonPlan::AlreadyCordoned { by_us: true } => g.push("cordon: already ours".into()),
+            CordonPlan::AlreadyCordoned { by_us: false } => g.push(
+                "cordon: already cordoned by someone else; nodewarden will never lift it".into(),
+            ),
             CordonPlan::NotNeeded => {}
         }
         if let Some((_, step)) = self.runbook.step(&a.step) {
             if let Some(rate) = step.max_per {
-                let used = self.ledger.starts_within(&step.name, rate.window, self.now).len();
+                let used = self
+                    .ledger
+                    .starts_within(&step.name, rate.window, self.now)
+                    .len();
                 g.push(format!(
                     "rate limit: {used} of {} runs used in the last {}",
                     rate.count, rate.window
                 ));
             }
             if !step.cooldown.is_zero() {
-                g.push(format!("cooldown: the unit must have been up for {}", step.cooldown));
+                g.push(format!(
+                    "cooldown: the unit must have been up for {}",
+                    step.cooldown
+                ));
             }
             if let Action::Reboot(_) = step.action {
                 let cap = safety.reboots;
                 let used = self.ledger.reboots_within(cap.window, self.now);
-                g.push(format!("reboot cap: {used} of {} reboots used in the last {}", cap.max, cap.window));
+                g.push(format!(
+                    "reboot cap: {used} of {} reboots used in the last {}",
+                    cap.max, cap.window
+                ));
             }
         }
         g
@@ -324,12 +359,21 @@ impl DryRun<'_> {
                 if let Some((_, step)) = self.runbook.step(&a.step)
                     && !step.verify.is_zero()
                 {
-                    let cordoned = ledger.cordon.is_some() || matches!(a.cordon, CordonPlan::Cordon);
+                    let cordoned =
+                        ledger.cordon.is_some() || matches!(a.cordon, CordonPlan::Cordon);
                     entry.if_fixed = Some(format!(
                         "{} clear within the verify window ({}) → recovered{}",
-                        a.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
+                        a.problems
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         step.verify,
-                        if cordoned { "; nodewarden's own cordon is lifted, the slot released" } else { "" }
+                        if cordoned {
+                            "; nodewarden's own cordon is lifted, the slot released"
+                        } else {
+                            ""
+                        }
                     ));
                 }
             }
@@ -395,7 +439,11 @@ impl DryRun<'_> {
                     outcome = "monitoring";
                     summary = format!(
                         "{} reported; nothing more to do",
-                        problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                        problems
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                     break;
                 }

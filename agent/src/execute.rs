@@ -76,8 +76,11 @@ pub async fn execute<A: Actuators, L: LedgerSink, C: Clock>(
                 ledger.set_hold(step, &gate.to_string(), reason, clock.now());
                 if ledger.episode.as_ref().and_then(|e| e.hold.clone()) != before {
                     save(store, ledger)?;
-                    act.report(Report::warning("Held", format!("step {step:?} held by {gate}: {reason}")))
-                        .await;
+                    act.report(Report::warning(
+                        "Held",
+                        format!("step {step:?} held by {gate}: {reason}"),
+                    ))
+                    .await;
                     out.done.push(format!("held by {gate}"));
                 }
             }
@@ -91,8 +94,11 @@ pub async fn execute<A: Actuators, L: LedgerSink, C: Clock>(
                 match act.uncordon().await {
                     Ok(()) => {
                         out.done.push("uncordoned".into());
-                        act.report(Report::normal("Uncordoned", "nodewarden lifted its own cordon"))
-                            .await;
+                        act.report(Report::normal(
+                            "Uncordoned",
+                            "nodewarden lifted its own cordon",
+                        ))
+                        .await;
                     }
                     Err(e) => {
                         // Keep everything: the next round tries again.
@@ -107,7 +113,8 @@ pub async fn execute<A: Actuators, L: LedgerSink, C: Clock>(
             }
             ledger.close_episode("recovered", clock.now());
             save(store, ledger)?;
-            act.report(Report::normal("Recovered", reason.clone())).await;
+            act.report(Report::normal("Recovered", reason.clone()))
+                .await;
             out.done.push("episode closed: recovered".into());
         }
         Decision::Exhausted {
@@ -141,7 +148,8 @@ pub async fn execute<A: Actuators, L: LedgerSink, C: Clock>(
                     }
                 }
                 save(store, ledger)?;
-                act.report(Report::warning("Exhausted", reason.clone())).await;
+                act.report(Report::warning("Exhausted", reason.clone()))
+                    .await;
             }
             if *release_slot {
                 release(ledger, act, &mut out).await;
@@ -163,12 +171,16 @@ async fn release<A: Actuators>(ledger: &mut Ledger, act: &A, out: &mut Executed)
         match act.release_slot(&slot.lease).await {
             Ok(()) => {
                 ledger.slot = None;
-                out.done.push(format!("released disruption slot {}", slot.lease));
+                out.done
+                    .push(format!("released disruption slot {}", slot.lease));
             }
             // The Lease expires on its own; forget it so we do not block others by mistake.
             Err(e) => {
                 ledger.slot = None;
-                out.error = Some(format!("releasing slot {} failed (it will expire): {e}", slot.lease));
+                out.error = Some(format!(
+                    "releasing slot {} failed (it will expire): {e}",
+                    slot.lease
+                ));
             }
         }
     }
@@ -274,7 +286,10 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
             .await
             .map(Some),
         Action::RestartContainerRuntime(r) => match &a.unit {
-            Some(u) => act.restart_unit(u, r.timeout, r.diagnostics).await.map(Some),
+            Some(u) => act
+                .restart_unit(u, r.timeout, r.diagnostics)
+                .await
+                .map(Some),
             None => Err(ActError::Failed("no container runtime unit found".into())),
         },
         Action::RestartTimeSync(r) => match &a.unit {
@@ -288,34 +303,40 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
                 .message
                 .clone()
                 .unwrap_or_else(|| format!("{} detected", problems(&a.problems)));
-            act.report(Report::warning("ProblemReported", msg.clone())).await;
+            act.report(Report::warning("ProblemReported", msg.clone()))
+                .await;
             Ok(Some(msg))
         }
-        Action::Reboot(_) => match act.boot_id().await {
+        Action::Reboot(_) => match final_drain(a, act).await {
             Err(e) => Err(e),
-            Ok(boot) => {
-                ledger.record_reboot(&boot, clock.now());
-                save(store, ledger)?;
-                match act.reboot().await {
-                    // Stays in progress: confirmed by a new boot ID after start-up.
-                    Ok(()) => {
-                        out.done.push(format!("reboot requested (boot ID before: {boot})"));
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        // login1 refused: this reboot never happened, so it does not count.
-                        ledger.reboots.pop();
-                        Err(e)
+            Ok(()) => match act.boot_id().await {
+                Err(e) => Err(e),
+                Ok(boot) => {
+                    ledger.record_reboot(&boot, clock.now());
+                    save(store, ledger)?;
+                    match act.reboot().await {
+                        // Stays in progress: confirmed by a new boot ID after start-up.
+                        Ok(()) => {
+                            out.done
+                                .push(format!("reboot requested (boot ID before: {boot})"));
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            // login1 refused: this reboot never happened, so it does not count.
+                            ledger.reboots.pop();
+                            Err(e)
+                        }
                     }
                 }
-            }
+            },
         },
     };
     match result {
         Ok(detail) => {
             ledger.finish_attempt(Outcome::Succeeded, detail.clone(), clock.now());
             save(store, ledger)?;
-            out.done.push(format!("{what}: {}", detail.as_deref().unwrap_or("done")));
+            out.done
+                .push(format!("{what}: {}", detail.as_deref().unwrap_or("done")));
             act.report(Report::normal(
                 "StepSucceeded",
                 format!("step {:?}: {}", a.step, detail.unwrap_or_default()),
@@ -326,11 +347,26 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
             ledger.finish_attempt(Outcome::Failed(e.to_string()), None, clock.now());
             save(store, ledger)?;
             out.error = Some(format!("{what} failed: {e}"));
-            act.report(Report::warning("StepFailed", format!("step {:?}: {e}", a.step)))
-                .await;
+            act.report(Report::warning(
+                "StepFailed",
+                format!("step {:?}: {e}", a.step),
+            ))
+            .await;
         }
     }
     Ok(())
+}
+
+/// The last drain pass right before a reboot: pods may have come back since the drain step.
+async fn final_drain<A: Actuators>(a: &Act, act: &A) -> Result<(), ActError> {
+    match &a.final_drain {
+        None => Ok(()),
+        Some(d) => act.drain(d).await.map(|_| ()).map_err(|e| {
+            ActError::Failed(format!(
+                "final drain before the reboot failed, not rebooting: {e}"
+            ))
+        }),
+    }
 }
 
 fn problems(ps: &BTreeSet<Problem>) -> String {

@@ -37,7 +37,12 @@ pub struct Observation {
 }
 
 impl Observation {
-    pub fn new(problem: Problem, at: Timestamp, verdict: Verdict, summary: impl Into<String>) -> Self {
+    pub fn new(
+        problem: Problem,
+        at: Timestamp,
+        verdict: Verdict,
+        summary: impl Into<String>,
+    ) -> Self {
         Observation {
             problem,
             at,
@@ -167,7 +172,11 @@ impl Health {
                 (None, Some(since), _) => {
                     let confirm_at = t.fail_for.after(since);
                     if confirm_at <= now {
-                        let summary = s.last.as_ref().map(|o| o.summary.clone()).unwrap_or_default();
+                        let summary = s
+                            .last
+                            .as_ref()
+                            .map(|o| o.summary.clone())
+                            .unwrap_or_default();
                         s.active = Some(Finding { since, summary });
                     } else {
                         out.pending.insert(*p, confirm_at);

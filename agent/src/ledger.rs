@@ -197,7 +197,13 @@ impl Ledger {
     }
 
     /// Record the start of a step in the open episode (and in the rate-limit history).
-    pub fn begin_attempt(&mut self, step: &str, action: ActionKind, now: Timestamp, detail: Option<String>) {
+    pub fn begin_attempt(
+        &mut self,
+        step: &str,
+        action: ActionKind,
+        now: Timestamp,
+        detail: Option<String>,
+    ) {
         self.history.push(HistoryEntry {
             step: step.to_string(),
             at: now,
@@ -218,11 +224,12 @@ impl Ledger {
 
     /// Finish the newest in-progress attempt.
     pub fn finish_attempt(&mut self, outcome: Outcome, detail: Option<String>, now: Timestamp) {
-        if let Some(a) = self
-            .episode
-            .as_mut()
-            .and_then(|e| e.attempts.iter_mut().rev().find(|a| a.outcome == Outcome::InProgress))
-        {
+        if let Some(a) = self.episode.as_mut().and_then(|e| {
+            e.attempts
+                .iter_mut()
+                .rev()
+                .find(|a| a.outcome == Outcome::InProgress)
+        }) {
             a.outcome = outcome;
             a.finished_at = Some(now);
             if detail.is_some() {
@@ -279,7 +286,11 @@ impl Ledger {
     }
 
     pub fn record_reboot(&mut self, boot_id_before: &str, now: Timestamp) {
-        let episode = self.episode.as_ref().map(|e| e.id.clone()).unwrap_or_default();
+        let episode = self
+            .episode
+            .as_ref()
+            .map(|e| e.id.clone())
+            .unwrap_or_default();
         self.reboots.push(RebootRecord {
             at: now,
             episode,
@@ -366,7 +377,10 @@ pub enum OpenReport {
     Loaded,
     Fresh,
     /// The file could not be used; it was moved to `moved_to` and a fresh ledger started.
-    Quarantined { reason: String, moved_to: PathBuf },
+    Quarantined {
+        reason: String,
+        moved_to: PathBuf,
+    },
 }
 
 /// Read a ledger without taking the lock or writing anything (for `status`
@@ -377,12 +391,18 @@ pub fn read_only(path: &Path) -> Result<Option<Ledger>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
         Ok(m) if m.len() > MAX_LEDGER_BYTES => {
-            return Err(format!("{}: ledger is {} bytes, larger than any real ledger", path.display(), m.len()));
+            return Err(format!(
+                "{}: ledger is {} bytes, larger than any real ledger",
+                path.display(),
+                m.len()
+            ));
         }
         Ok(_) => {}
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    decode(&bytes).map(Some).map_err(|e| format!("{}: {e}", path.display()))
+    decode(&bytes)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn decode(bytes: &[u8]) -> Result<Ledger, String> {
@@ -404,14 +424,19 @@ pub struct LedgerFile {
 
 impl std::fmt::Debug for LedgerFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LedgerFile").field("path", &self.path).finish()
+        f.debug_struct("LedgerFile")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
 impl LedgerFile {
     /// Lock and load the ledger at `path`, creating its directory. A corrupt
     /// file is moved aside (`ledger.json.corrupt-<unix seconds>`) and reported.
-    pub fn open(path: &Path, now: Timestamp) -> Result<(LedgerFile, Ledger, OpenReport), LedgerError> {
+    pub fn open(
+        path: &Path,
+        now: Timestamp,
+    ) -> Result<(LedgerFile, Ledger, OpenReport), LedgerError> {
         let ps = path.display().to_string();
         let dir = parent_dir(path);
         std::fs::create_dir_all(&dir).map_err(|source| LedgerError::Dir {
@@ -447,13 +472,18 @@ impl LedgerFile {
         match decoded {
             Ok(l) => Ok((file, l, OpenReport::Loaded)),
             Err(reason) => {
-                let moved_to = PathBuf::from(format!("{}.corrupt-{}", path.display(), now.as_second()));
+                let moved_to =
+                    PathBuf::from(format!("{}.corrupt-{}", path.display(), now.as_second()));
                 std::fs::rename(path, &moved_to).map_err(|source| LedgerError::Io {
                     path: ps.clone(),
                     op: "move corrupt ledger aside",
                     source,
                 })?;
-                Ok((file, Ledger::default(), OpenReport::Quarantined { reason, moved_to }))
+                Ok((
+                    file,
+                    Ledger::default(),
+                    OpenReport::Quarantined { reason, moved_to },
+                ))
             }
         }
     }
@@ -468,7 +498,11 @@ impl LedgerFile {
         let ps = self.path.display().to_string();
         let io = |op: &'static str| {
             let ps = ps.clone();
-            move |source| LedgerError::Io { path: ps, op, source }
+            move |source| LedgerError::Io {
+                path: ps,
+                op,
+                source,
+            }
         };
         let tmp = PathBuf::from(format!("{}.tmp", self.path.display()));
         {
@@ -511,7 +545,12 @@ mod tests {
         let (f, mut l, rep) = LedgerFile::open(&p, t(0)).unwrap();
         assert_eq!(rep, OpenReport::Fresh);
         l.ensure_episode(&[Problem::KubeletUnhealthy].into(), t(0));
-        l.begin_attempt("restart-kubelet", ActionKind::RestartUnit, t(1), Some("kubelet.service".into()));
+        l.begin_attempt(
+            "restart-kubelet",
+            ActionKind::RestartUnit,
+            t(1),
+            Some("kubelet.service".into()),
+        );
         l.finish_attempt(Outcome::Succeeded, None, t(2));
         l.record_reboot("boot-a", t(3));
         f.save(&l).unwrap();
@@ -569,9 +608,15 @@ mod tests {
         l.begin_attempt("reboot", ActionKind::Reboot, t(1), None);
         l.record_reboot("boot-a", t(1));
         assert!(!l.reconcile_boot("boot-a", t(2)));
-        assert_eq!(l.episode.as_ref().unwrap().attempts[0].outcome, Outcome::InProgress);
+        assert_eq!(
+            l.episode.as_ref().unwrap().attempts[0].outcome,
+            Outcome::InProgress
+        );
         assert!(l.reconcile_boot("boot-b", t(60)));
-        assert_eq!(l.episode.as_ref().unwrap().attempts[0].outcome, Outcome::Succeeded);
+        assert_eq!(
+            l.episode.as_ref().unwrap().attempts[0].outcome,
+            Outcome::Succeeded
+        );
         assert_eq!(l.reboots[0].confirmed_boot_id.as_deref(), Some("boot-b"));
         assert!(!l.reconcile_boot("boot-b", t(61)));
     }
@@ -582,7 +627,10 @@ mod tests {
         l.record_reboot("a", t(0));
         l.record_reboot("b", t(3600));
         assert_eq!(l.reboots_within(Dur::from_secs(6 * 3600), t(5 * 3600)), 2);
-        assert_eq!(l.reboots_within(Dur::from_secs(6 * 3600), t(6 * 3600 + 1)), 1);
+        assert_eq!(
+            l.reboots_within(Dur::from_secs(6 * 3600), t(6 * 3600 + 1)),
+            1
+        );
         l.begin_attempt("x", ActionKind::RestartUnit, t(0), None);
         l.begin_attempt("x", ActionKind::RestartUnit, t(100), None);
         assert_eq!(l.starts_within("x", Dur::from_secs(60), t(120)).len(), 1);

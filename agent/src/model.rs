@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 pub type Timestamp = jiff::Timestamp;
 
 /// The node failures nodewarden knows how to detect and remedy.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Problem {
     /// kubelet healthz fails or hangs, the unit is not active, or its Lease is not renewed.
     KubeletUnhealthy,
@@ -55,7 +53,9 @@ impl fmt::Display for Problem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown problem {0:?}; expected one of KubeletUnhealthy, PLEGUnhealthy, ContainerRuntimeUnresponsive, ClockSkewed, SystemdOutdated")]
+#[error(
+    "unknown problem {0:?}; expected one of KubeletUnhealthy, PLEGUnhealthy, ContainerRuntimeUnresponsive, ClockSkewed, SystemdOutdated"
+)]
 pub struct UnknownProblem(pub String);
 
 impl FromStr for Problem {
@@ -83,7 +83,9 @@ pub enum DurError {
     Empty,
     #[error("negative duration {0:?} is not allowed")]
     Negative(String),
-    #[error("invalid duration {0:?}; expected a number followed by a unit (ms, s, m, h, d), like 30s, 5m or 1h30m")]
+    #[error(
+        "invalid duration {0:?}; expected a number followed by a unit (ms, s, m, h, d), like 30s, 5m or 1h30m"
+    )]
     Syntax(String),
     #[error("duration {0:?} is too long; at most 400d")]
     TooLong(String),
@@ -305,7 +307,16 @@ mod tests {
             let d: Dur = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(d.std().as_millis(), ms, "{s}");
         }
-        let bad = ["", "-5s", "5", "s", "5x", "1..5s", "401d", "99999999999999999999999h"];
+        let bad = [
+            "",
+            "-5s",
+            "5",
+            "s",
+            "5x",
+            "1..5s",
+            "401d",
+            "99999999999999999999999h",
+        ];
         for s in bad {
             assert!(s.parse::<Dur>().is_err(), "{s:?} should be rejected");
         }

@@ -32,7 +32,9 @@ pub enum SlotView {
     /// At least one slot is free (or expired) and could be taken.
     Free,
     /// Every slot is held by a live holder.
-    Busy { holders: Vec<String> },
+    Busy {
+        holders: Vec<String>,
+    },
     Unknown,
 }
 
@@ -90,7 +92,9 @@ impl NodeFacts {
         self.units.as_ref().map(|u| u.contains_key(unit))
     }
     fn unit_active_since(&self, unit: &str) -> Option<Timestamp> {
-        self.units.as_ref().and_then(|u| u.get(unit).copied().flatten())
+        self.units
+            .as_ref()
+            .and_then(|u| u.get(unit).copied().flatten())
     }
 }
 
@@ -160,6 +164,11 @@ pub struct Act {
     pub acquire_slot: bool,
     /// Continue an attempt the agent was carrying out when it stopped (a drain).
     pub resume: bool,
+    /// For a reboot: drain once more right before it. Pods may have come back
+    /// since the drain step (an uncordon and re-cordon no snapshot can see);
+    /// on an empty node this is one pod list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_drain: Option<crate::runbook::Drain>,
     pub problems: BTreeSet<Problem>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
@@ -171,7 +180,9 @@ pub enum Decision {
     /// Healthy and nothing open.
     Idle,
     /// Failing, not yet for `failFor`.
-    Pending { confirm_at: BTreeMap<Problem, Timestamp> },
+    Pending {
+        confirm_at: BTreeMap<Problem, Timestamp>,
+    },
     Act(Act),
     /// A step ran; waiting to see whether the findings clear.
     Verify {
@@ -198,7 +209,9 @@ pub enum Decision {
         reason: String,
     },
     /// Only problems the runbook reports (no fix) remain; nothing more to do.
-    Monitoring { problems: BTreeSet<Problem> },
+    Monitoring {
+        problems: BTreeSet<Problem>,
+    },
     /// The ladder ran out (or the reboot cap was reached): a human takes over.
     Exhausted {
         reason: String,
@@ -210,7 +223,9 @@ pub enum Decision {
         hand_over_cordon: bool,
     },
     /// Maintenance is in force: automatic remediation is paused.
-    Paused { reason: String },
+    Paused {
+        reason: String,
+    },
 }
 
 impl Decision {
@@ -245,9 +260,15 @@ impl fmt::Display for Decision {
         match self {
             Decision::Idle => write!(f, "idle: no problems"),
             Decision::Pending { confirm_at } => {
-                let parts: Vec<String> =
-                    confirm_at.iter().map(|(p, t)| format!("{p} (confirmed at {t} if it persists)")).collect();
-                write!(f, "pending: failing, not yet for failFor: {}", parts.join(", "))
+                let parts: Vec<String> = confirm_at
+                    .iter()
+                    .map(|(p, t)| format!("{p} (confirmed at {t} if it persists)"))
+                    .collect();
+                write!(
+                    f,
+                    "pending: failing, not yet for failFor: {}",
+                    parts.join(", ")
+                )
             }
             Decision::Act(a) => {
                 write!(f, "act: step {:?} ({}", a.step, a.action.kind())?;
@@ -260,9 +281,10 @@ impl fmt::Display for Decision {
                 }
                 match a.cordon {
                     CordonPlan::Cordon => write!(f, "; cordon first")?,
-                    CordonPlan::AlreadyCordoned { by_us: false } => {
-                        write!(f, "; node already cordoned by someone else (never lifted by nodewarden)")?
-                    }
+                    CordonPlan::AlreadyCordoned { by_us: false } => write!(
+                        f,
+                        "; node already cordoned by someone else (never lifted by nodewarden)"
+                    )?,
                     _ => {}
                 }
                 if a.acquire_slot {
@@ -273,12 +295,30 @@ impl fmt::Display for Decision {
                 }
                 Ok(())
             }
-            Decision::Verify { step, until, problems } => {
-                write!(f, "verify: step {step:?} ran; waiting until {until} for {} to clear", join(problems))
+            Decision::Verify {
+                step,
+                until,
+                problems,
+            } => {
+                write!(
+                    f,
+                    "verify: step {step:?} ran; waiting until {until} for {} to clear",
+                    join(problems)
+                )
             }
-            Decision::Wait { step, until, reason } => write!(f, "wait: step {step:?} until {until}: {reason}"),
-            Decision::Hold { step, gate, reason } => write!(f, "hold: step {step:?} held by {gate}: {reason}"),
-            Decision::Recovered { uncordon, release_slot, reason } => {
+            Decision::Wait {
+                step,
+                until,
+                reason,
+            } => write!(f, "wait: step {step:?} until {until}: {reason}"),
+            Decision::Hold { step, gate, reason } => {
+                write!(f, "hold: step {step:?} held by {gate}: {reason}")
+            }
+            Decision::Recovered {
+                uncordon,
+                release_slot,
+                reason,
+            } => {
                 write!(f, "recovered: {reason}")?;
                 if *uncordon {
                     write!(f, "; uncordon (nodewarden's own cordon)")?;
@@ -289,9 +329,17 @@ impl fmt::Display for Decision {
                 Ok(())
             }
             Decision::Monitoring { problems } => {
-                write!(f, "monitoring: {} reported; the runbook has no fix for it", join(problems))
+                write!(
+                    f,
+                    "monitoring: {} reported; the runbook has no fix for it",
+                    join(problems)
+                )
             }
-            Decision::Exhausted { reason, hand_over_cordon, .. } => {
+            Decision::Exhausted {
+                reason,
+                hand_over_cordon,
+                ..
+            } => {
                 write!(f, "exhausted: {reason}")?;
                 if *hand_over_cordon {
                     write!(f, "; the node stays cordoned for a human")?;
@@ -406,7 +454,10 @@ pub fn plan(i: &Inputs) -> Decision {
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut chosen: Option<usize> = None;
     for (idx, step) in steps.iter().enumerate() {
-        let wanted = step.when.iter().any(|p| rung.get(p).is_some_and(|r| idx >= *r));
+        let wanted = step
+            .when
+            .iter()
+            .any(|p| rung.get(p).is_some_and(|r| idx >= *r));
         if !wanted {
             continue;
         }
@@ -439,7 +490,11 @@ pub fn plan(i: &Inputs) -> Decision {
         let mut reason = format!(
             "no step left for {} after {}",
             join(&fixable),
-            if tried.is_empty() { "none could run".to_string() } else { tried.join(" → ") }
+            if tried.is_empty() {
+                "none could run".to_string()
+            } else {
+                tried.join(" → ")
+            }
         );
         for s in &skipped {
             reason.push_str(&format!("; {:?} skipped: {}", s.step, s.reason));
@@ -451,8 +506,15 @@ pub fn plan(i: &Inputs) -> Decision {
 
 fn exhausted(i: &Inputs, reason: String) -> Decision {
     let ox = i.runbook.spec.safety.on_exhausted;
-    let ours = i.ledger.cordon.as_ref().is_some_and(|c| c.by_us && !c.handed_over);
-    let node_ours = i.cluster.node.is_some_and(|n| n.unschedulable && n.cordon_annotation);
+    let ours = i
+        .ledger
+        .cordon
+        .as_ref()
+        .is_some_and(|c| c.by_us && !c.handed_over);
+    let node_ours = i
+        .cluster
+        .node
+        .is_some_and(|n| n.unschedulable && n.cordon_annotation);
     Decision::Exhausted {
         reason,
         newly: true,
@@ -533,10 +595,13 @@ fn gate_and_act(
 
     // A reboot kills every pod left on the node: only after a drain that finished.
     if step.action.kind() == ActionKind::Reboot && !resume {
+        // The most recent drain decides: an older success does not cover a failed re-drain.
         let drained = i.ledger.episode.as_ref().is_some_and(|e| {
             e.attempts
                 .iter()
-                .any(|a| a.action == ActionKind::Drain && a.outcome == Outcome::Succeeded)
+                .rev()
+                .find(|a| a.action == ActionKind::Drain)
+                .is_some_and(|a| a.outcome == Outcome::Succeeded)
         });
         if !drained {
             return exhausted(
@@ -546,6 +611,27 @@ fn gate_and_act(
                     step.name
                 ),
             );
+        }
+        // Someone lifted the cordon after the drain: pods may have come back. Drain again.
+        if i.cluster.node.is_some_and(|n| !n.unschedulable)
+            && let Some((di, ds)) = i
+                .runbook
+                .spec
+                .steps
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, s)| {
+                    s.action.kind() == ActionKind::Drain
+                        && s.when.iter().any(|p| step.when.contains(p))
+                })
+        {
+            let mut skipped = skipped;
+            skipped.push(Skipped {
+                step: step.name.clone(),
+                reason: "the node was uncordoned after the drain, so pods may be back: draining again first".into(),
+            });
+            return gate_and_act(i, di, ds, active, skipped, false);
         }
     }
     // The reboot cap is final for the episode, so it is checked before any gate.
@@ -572,7 +658,10 @@ fn gate_and_act(
             Gate::Blackout,
             format!(
                 "blackout window {}{:?} {:02}:{:02}-{:02}:{:02} {} is in force",
-                b.name.as_deref().map(|n| format!("{n} ")).unwrap_or_default(),
+                b.name
+                    .as_deref()
+                    .map(|n| format!("{n} "))
+                    .unwrap_or_default(),
                 b.days,
                 b.from / 60,
                 b.from % 60,
@@ -590,18 +679,26 @@ fn gate_and_act(
             );
         }
         let Some(node) = i.cluster.node else {
-            return hold(Gate::NodeUnknown, "this node's object has not been read from the API yet".into());
+            return hold(
+                Gate::NodeUnknown,
+                "this node's object has not been read from the API yet".into(),
+            );
         };
         if step.disruptive {
             match i.cluster.fleet {
                 None => {
-                    return hold(Gate::StormGate, "the other nodes' health is not known yet".into());
+                    return hold(
+                        Gate::StormGate,
+                        "the other nodes' health is not known yet".into(),
+                    );
                 }
                 Some(f) => {
                     let sg = safety.storm_gate;
                     let pct_over = u64::from(f.other_unhealthy) * 100
                         > u64::from(sg.max_unhealthy_percent) * u64::from(f.other_nodes);
-                    let abs_over = sg.max_unhealthy_nodes.is_some_and(|m| f.other_unhealthy > m);
+                    let abs_over = sg
+                        .max_unhealthy_nodes
+                        .is_some_and(|m| f.other_unhealthy > m);
                     if pct_over || abs_over {
                         return hold(
                             Gate::StormGate,
@@ -610,7 +707,9 @@ fn gate_and_act(
                                 f.other_unhealthy,
                                 f.other_nodes,
                                 sg.max_unhealthy_percent,
-                                sg.max_unhealthy_nodes.map(|m| format!(" or {m} nodes")).unwrap_or_default()
+                                sg.max_unhealthy_nodes
+                                    .map(|m| format!(" or {m} nodes"))
+                                    .unwrap_or_default()
                             ),
                         );
                     }
@@ -631,7 +730,10 @@ fn gate_and_act(
                     );
                 }
                 (SlotView::Unknown, _) => {
-                    return hold(Gate::DisruptionSlot, "the disruption slots could not be read".into());
+                    return hold(
+                        Gate::DisruptionSlot,
+                        "the disruption slots could not be read".into(),
+                    );
                 }
             }
         }
@@ -639,7 +741,10 @@ fn gate_and_act(
             cordon = if node.unschedulable {
                 CordonPlan::AlreadyCordoned {
                     by_us: node.cordon_annotation
-                        || i.ledger.cordon.as_ref().is_some_and(|c| c.by_us && !c.handed_over),
+                        || i.ledger
+                            .cordon
+                            .as_ref()
+                            .is_some_and(|c| c.by_us && !c.handed_over),
                 }
             } else {
                 CordonPlan::Cordon
@@ -649,6 +754,19 @@ fn gate_and_act(
 
     // Non-resumed steps were filtered by `skip_reason`, so the unit resolves.
     let unit = resolve_unit(i, step).unwrap_or(None);
+    let final_drain = if step.action.kind() == ActionKind::Reboot {
+        i.runbook
+            .spec
+            .steps
+            .iter()
+            .rev()
+            .find_map(|s| match &s.action {
+                Action::Drain(d) if s.when.iter().any(|p| step.when.contains(p)) => Some(d.clone()),
+                _ => None,
+            })
+    } else {
+        None
+    };
     if !resume
         && let Some(u) = &unit
         && let Some(since) = i.node.unit_active_since(u)
@@ -675,6 +793,7 @@ fn gate_and_act(
         cordon,
         acquire_slot,
         resume,
+        final_drain,
         problems: step.when.intersection(active).copied().collect(),
         skipped,
     })
@@ -683,7 +802,10 @@ fn gate_and_act(
 /// No active findings: close what is open, lifting only our own cordon.
 fn plan_recovery(i: &Inputs) -> Decision {
     let ledger = i.ledger;
-    let cordon_ours = ledger.cordon.as_ref().is_some_and(|c| c.by_us && !c.handed_over);
+    let cordon_ours = ledger
+        .cordon
+        .as_ref()
+        .is_some_and(|c| c.by_us && !c.handed_over);
     if ledger.episode.is_none() && !cordon_ours && ledger.slot.is_none() {
         if i.findings.pending.is_empty() {
             return Decision::Idle;
@@ -692,18 +814,31 @@ fn plan_recovery(i: &Inputs) -> Decision {
             confirm_at: i.findings.pending.clone(),
         };
     }
-    let node_ours = i.cluster.node.is_some_and(|n| n.unschedulable && n.cordon_annotation);
+    let node_ours = i
+        .cluster
+        .node
+        .is_some_and(|n| n.unschedulable && n.cordon_annotation);
     let uncordon = cordon_ours && node_ours;
     if (cordon_ours || ledger.slot.is_some()) && !i.cluster.api_reachable {
         return Decision::Hold {
             step: "uncordon".into(),
             gate: Gate::ApiUnreachable,
-            reason: "the node is healthy again; waiting for the API server to lift nodewarden's cordon and release the slot".into(),
+            reason: format!(
+                "the node is healthy again; waiting for the API server to {}",
+                match (cordon_ours, ledger.slot.is_some()) {
+                    (true, true) => "lift nodewarden's cordon and release the disruption slot",
+                    (true, false) => "lift nodewarden's cordon",
+                    _ => "release the disruption slot",
+                }
+            ),
         };
     }
     let reason = match ledger.episode.as_ref() {
         Some(ep) if ep.exhausted.is_some() => {
-            format!("{} cleared after the episode was exhausted", join(&ep.problems))
+            format!(
+                "{} cleared after the episode was exhausted",
+                join(&ep.problems)
+            )
         }
         Some(ep) => format!(
             "{} cleared{}",
@@ -716,7 +851,9 @@ fn plan_recovery(i: &Inputs) -> Decision {
         None => "no problems; cleaning up state left from an earlier episode".into(),
     };
     let reason = if cordon_ours && !node_ours {
-        format!("{reason}; the node is no longer cordoned with nodewarden's annotation, so its cordon is left alone")
+        format!(
+            "{reason}; the node is no longer cordoned with nodewarden's annotation, so its cordon is left alone"
+        )
     } else {
         reason
     };

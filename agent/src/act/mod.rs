@@ -79,8 +79,12 @@ pub trait Actuators {
     fn acquire_slot(&self) -> impl Future<Output = Result<String, ActError>>;
     fn release_slot(&self, lease: &str) -> impl Future<Output = Result<(), ActError>>;
     /// Restart a unit and confirm it is active again; returns a one-line detail.
-    fn restart_unit(&self, unit: &str, timeout: Dur, diagnostics: bool)
-    -> impl Future<Output = Result<String, ActError>>;
+    fn restart_unit(
+        &self,
+        unit: &str,
+        timeout: Dur,
+        diagnostics: bool,
+    ) -> impl Future<Output = Result<String, ActError>>;
     /// Drain the node; returns a one-line summary of the drain report.
     fn drain(&self, spec: &Drain) -> impl Future<Output = Result<String, ActError>>;
     /// The current boot ID (recorded before a reboot).
@@ -88,8 +92,8 @@ pub trait Actuators {
     /// Ask login1 to reboot. Returns once the request is accepted.
     fn reboot(&self) -> impl Future<Output = Result<(), ActError>>;
     /// Run a command (no shell) under a deadline; returns its exit summary.
-    fn exec(&self, argv: &[String], timeout: Dur) -> impl Future<Output = Result<String, ActError>>;
+    fn exec(&self, argv: &[String], timeout: Dur)
+    -> impl Future<Output = Result<String, ActError>>;
     /// Emit an Event / log line. Best effort: never fails the step.
     fn report(&self, report: Report) -> impl Future<Output = ()>;
 }
-pub mod systemd;

@@ -11,7 +11,9 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::*;
-pub use validate::{DEFAULT_RUNTIME_UNITS, DEFAULT_TIME_SYNC_UNITS, default_timing, valid_unit_name};
+pub use validate::{
+    DEFAULT_RUNTIME_UNITS, DEFAULT_TIME_SYNC_UNITS, default_timing, valid_unit_name,
+};
 
 /// The default runbook, compiled into the binary.
 pub const DEFAULT_YAML: &str = include_str!("../../../runbooks/default.yaml");
@@ -45,7 +47,10 @@ impl Diagnostic {
         if self.line == 0 {
             format!("{source}: {sev}: {}", self.message)
         } else {
-            format!("{source}:{}:{}: {sev}: {}", self.line, self.column, self.message)
+            format!(
+                "{source}:{}:{}: {sev}: {}",
+                self.line, self.column, self.message
+            )
         }
     }
 }
@@ -122,8 +127,8 @@ pub fn parse(source_name: &str, text: &str) -> Result<Loaded, RunbookError> {
             size: text.len() as u64,
         });
     }
-    let doc: schema::RunbookDoc =
-        serde_saphyr::from_str_with_options(text, parse_options()).map_err(|e| {
+    let doc: schema::RunbookDoc = serde_saphyr::from_str_with_options(text, parse_options())
+        .map_err(|e| {
             let (line, column) = e
                 .location()
                 .map(|l| (l.line(), l.column()))
@@ -175,7 +180,10 @@ pub fn load_file(path: &Path) -> Result<Loaded, RunbookError> {
     let bytes = std::fs::read(path).map_err(unreadable)?;
     let text = String::from_utf8(bytes).map_err(|e| RunbookError::Unreadable {
         path: name.clone(),
-        reason: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+        reason: format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
     })?;
     parse(&name, &text)
 }

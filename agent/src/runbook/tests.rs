@@ -3,7 +3,10 @@ use crate::model::{Dur, Problem};
 
 fn errors_of(text: &str) -> Vec<Diagnostic> {
     match parse("rb.yaml", text) {
-        Ok(l) => panic!("expected errors, got a valid runbook: {:?}", l.runbook.metadata),
+        Ok(l) => panic!(
+            "expected errors, got a valid runbook: {:?}",
+            l.runbook.metadata
+        ),
         Err(RunbookError::Invalid { diagnostics, .. }) => diagnostics
             .into_iter()
             .filter(|d| d.severity == Severity::Error)
@@ -16,9 +19,13 @@ fn errors_of(text: &str) -> Vec<Diagnostic> {
 fn expect_error(text: &str, line: u64, fragment: &str) {
     let errs = errors_of(text);
     assert!(
-        errs.iter().any(|d| d.line == line && d.message.contains(fragment)),
+        errs.iter()
+            .any(|d| d.line == line && d.message.contains(fragment)),
         "expected an error at line {line} containing {fragment:?}, got:\n{}",
-        errs.iter().map(|d| d.render("rb.yaml")).collect::<Vec<_>>().join("\n")
+        errs.iter()
+            .map(|d| d.render("rb.yaml"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -36,7 +43,13 @@ spec:
 #[test]
 fn default_runbook_is_valid_and_has_the_documented_ladder() {
     let l = default_runbook();
-    let names: Vec<_> = l.runbook.spec.steps.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<_> = l
+        .runbook
+        .spec
+        .steps
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     assert_eq!(
         names,
         [
@@ -80,7 +93,10 @@ fn minimal_runbook_gets_defaults() {
     let l = parse("rb.yaml", MINIMAL).unwrap();
     let rb = &l.runbook;
     assert_eq!(rb.metadata.name, "unnamed");
-    assert_eq!(rb.spec.probes.kubelet.healthz_url, "http://127.0.0.1:10248/healthz");
+    assert_eq!(
+        rb.spec.probes.kubelet.healthz_url,
+        "http://127.0.0.1:10248/healthz"
+    );
     assert_eq!(rb.spec.steps[0].verify, Dur::from_secs(180));
     // Problems without a step are reported as warnings, not errors.
     assert!(l.warnings.iter().any(|w| w.message.contains("ClockSkewed")));
@@ -108,13 +124,21 @@ fn unknown_fields_are_errors() {
 fn unknown_problem_and_action_are_errors() {
     let text = MINIMAL.replace("[KubeletUnhealthy]", "[KubeletUnhappy]");
     expect_error(&text, 6, "KubeletUnhappy");
-    let text = MINIMAL.replace("restartUnit: {unit: kubelet.service}", "restartEverything: {}");
+    let text = MINIMAL.replace(
+        "restartUnit: {unit: kubelet.service}",
+        "restartEverything: {}",
+    );
     expect_error(&text, 8, "restartEverything");
 }
 
 #[test]
 fn bad_durations_are_errors() {
-    let bad = [("-5s", "negative"), ("5", "unit"), ("5 parsecs", "invalid"), ("9999d", "too long")];
+    let bad = [
+        ("-5s", "negative"),
+        ("5", "unit"),
+        ("5 parsecs", "invalid"),
+        ("9999d", "too long"),
+    ];
     for (d, frag) in bad {
         let text = MINIMAL.replace(
             "      action:",
@@ -190,7 +214,10 @@ fn probe_settings_are_checked() {
         "spec:\n  probes:\n    ClockSkewed:\n      threshold: 3m\n",
     );
     expect_error(&foreign, 6, "threshold is a setting of PLEGUnhealthy");
-    let skew = MINIMAL.replace("spec:\n", "spec:\n  probes:\n    ClockSkewed:\n      maxSkew: 1s\n");
+    let skew = MINIMAL.replace(
+        "spec:\n",
+        "spec:\n  probes:\n    ClockSkewed:\n      maxSkew: 1s\n",
+    );
     expect_error(&skew, 6, "maxSkew must be at least 2s");
 }
 
@@ -203,19 +230,29 @@ fn safety_settings_are_checked() {
         10,
         "0..=100",
     );
-    expect_error(&add("    requireApiForDisruptive: false\n"), 10, "not supported");
     expect_error(
-        &add("    blackouts:\n      - days: [Mon]\n        from: \"9:00\"\n        to: \"17:00\"\n"),
+        &add("    requireApiForDisruptive: false\n"),
+        10,
+        "not supported",
+    );
+    expect_error(
+        &add(
+            "    blackouts:\n      - days: [Mon]\n        from: \"9:00\"\n        to: \"17:00\"\n",
+        ),
         12,
         "HH:MM",
     );
     expect_error(
-        &add("    blackouts:\n      - days: [Funday]\n        from: \"09:00\"\n        to: \"17:00\"\n"),
+        &add(
+            "    blackouts:\n      - days: [Funday]\n        from: \"09:00\"\n        to: \"17:00\"\n",
+        ),
         11,
         "not a day",
     );
     expect_error(
-        &add("    blackouts:\n      - days: [Mon]\n        from: \"09:00\"\n        to: \"17:00\"\n        timeZone: Mars/Olympus\n"),
+        &add(
+            "    blackouts:\n      - days: [Mon]\n        from: \"09:00\"\n        to: \"17:00\"\n        timeZone: Mars/Olympus\n",
+        ),
         14,
         "unknown time zone",
     );
@@ -236,15 +273,31 @@ fn wrong_header_is_an_error() {
 fn alias_bombs_and_huge_input_are_refused_without_panicking() {
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 0..20 {
-        let prev = if i == 0 { "a".to_string() } else { format!("b{}", i - 1) };
+        let prev = if i == 0 {
+            "a".to_string()
+        } else {
+            format!("b{}", i - 1)
+        };
         bomb.push_str(&format!(
             "b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
         ));
     }
     assert!(parse("bomb.yaml", &bomb).is_err());
     let huge = "#".repeat(MAX_RUNBOOK_BYTES as usize + 1);
-    assert!(matches!(parse("huge.yaml", &huge), Err(RunbookError::TooLarge { .. })));
-    for junk in ["", "---", "[]", "42", "null", "\u{0}\u{1}", ": : :", "&a *a"] {
+    assert!(matches!(
+        parse("huge.yaml", &huge),
+        Err(RunbookError::TooLarge { .. })
+    ));
+    for junk in [
+        "",
+        "---",
+        "[]",
+        "42",
+        "null",
+        "\u{0}\u{1}",
+        ": : :",
+        "&a *a",
+    ] {
         assert!(parse("junk.yaml", junk).is_err(), "{junk:?}");
     }
 }
@@ -252,7 +305,11 @@ fn alias_bombs_and_huge_input_are_refused_without_panicking() {
 #[test]
 fn unreadable_files_are_clear_errors() {
     let e = load_file(std::path::Path::new("/nonexistent/runbook.yaml")).unwrap_err();
-    assert!(e.to_string().starts_with("/nonexistent/runbook.yaml: cannot read runbook"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/runbook.yaml: cannot read runbook"),
+        "{e}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let e = load_file(dir.path()).unwrap_err();
     assert!(e.to_string().contains("is a directory"), "{e}");
@@ -279,8 +336,10 @@ fn blackout_windows_follow_time_zone_and_midnight() {
 
 #[test]
 fn problems_parse_case_insensitively_for_the_cli_but_strictly_in_yaml() {
-    assert_eq!("plegunhealthy".parse::<Problem>().unwrap(), Problem::PlegUnhealthy);
+    assert_eq!(
+        "plegunhealthy".parse::<Problem>().unwrap(),
+        Problem::PlegUnhealthy
+    );
     let text = MINIMAL.replace("[KubeletUnhealthy]", "[kubeletunhealthy]");
     expect_error(&text, 6, "kubeletunhealthy");
 }
-

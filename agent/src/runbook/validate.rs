@@ -71,8 +71,17 @@ pub const DEFAULT_TIME_SYNC_UNITS: [&str; 5] = [
 /// Whether `name` is a well-formed systemd unit name with a type suffix.
 pub fn valid_unit_name(name: &str) -> bool {
     const SUFFIXES: [&str; 11] = [
-        ".service", ".socket", ".target", ".timer", ".mount", ".path", ".scope", ".slice",
-        ".device", ".swap", ".automount",
+        ".service",
+        ".socket",
+        ".target",
+        ".timer",
+        ".mount",
+        ".path",
+        ".scope",
+        ".slice",
+        ".device",
+        ".swap",
+        ".automount",
     ];
     let Some(suffix) = SUFFIXES.iter().find(|s| name.ends_with(*s)) else {
         return false;
@@ -88,8 +97,7 @@ pub fn valid_unit_name(name: &str) -> bool {
 fn step_name_ok(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 63
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !n.starts_with('-')
         && !n.ends_with('-')
@@ -110,7 +118,10 @@ pub fn validate(doc: RunbookDoc) -> (Option<Runbook>, Vec<Diagnostic>) {
     if doc.kind.value != KIND {
         cx.err(
             at(&doc.kind),
-            format!("kind {:?} is not supported; expected {KIND:?}", doc.kind.value),
+            format!(
+                "kind {:?} is not supported; expected {KIND:?}",
+                doc.kind.value
+            ),
         );
     }
     let name = doc
@@ -134,9 +145,7 @@ pub fn validate(doc: RunbookDoc) -> (Option<Runbook>, Vec<Diagnostic>) {
         }
     }
     if safety.reboots.max == 0
-        && let Some(s) = steps
-            .iter()
-            .find(|s| matches!(s.action, Action::Reboot(_)))
+        && let Some(s) = steps.iter().find(|s| matches!(s.action, Action::Reboot(_)))
     {
         cx.warn(
             at(&doc.spec.steps),
@@ -164,7 +173,11 @@ pub fn validate(doc: RunbookDoc) -> (Option<Runbook>, Vec<Diagnostic>) {
 fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
     let empty = ProbeDoc::default();
     let get = |p: Problem| docs.get(&p).map(|s| &s.value).unwrap_or(&empty);
-    let loc = |p: Problem| docs.get(&p).map(|s| s.referenced).unwrap_or(Location::UNKNOWN);
+    let loc = |p: Problem| {
+        docs.get(&p)
+            .map(|s| s.referenced)
+            .unwrap_or(Location::UNKNOWN)
+    };
 
     let mut timing = BTreeMap::new();
     for p in Problem::ALL {
@@ -180,10 +193,16 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
         let iloc = d.interval.as_ref().map(at).unwrap_or(loc(p));
         let tloc = d.timeout.as_ref().map(at).unwrap_or(loc(p));
         if t.interval < Dur::from_secs(1) {
-            cx.err(iloc, format!("{p}: interval {} is too short; at least 1s", t.interval));
+            cx.err(
+                iloc,
+                format!("{p}: interval {} is too short; at least 1s", t.interval),
+            );
         }
         if t.interval > Dur::from_secs(24 * 3600) {
-            cx.err(iloc, format!("{p}: interval {} is too long; at most 24h", t.interval));
+            cx.err(
+                iloc,
+                format!("{p}: interval {} is too long; at most 24h", t.interval),
+            );
         }
         if t.timeout.is_zero() {
             cx.err(tloc, format!("{p}: timeout must be greater than 0s"));
@@ -198,17 +217,49 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
         }
         // Fields that belong to another problem.
         let foreign: [(&str, Option<Location>, Problem); 12] = [
-            ("healthzUrl", d.healthz_url.as_ref().map(at), Problem::KubeletUnhealthy),
+            (
+                "healthzUrl",
+                d.healthz_url.as_ref().map(at),
+                Problem::KubeletUnhealthy,
+            ),
             ("unit", d.unit.as_ref().map(at), Problem::KubeletUnhealthy),
-            ("leaseStaleAfter", d.lease_stale_after.as_ref().map(at), Problem::KubeletUnhealthy),
-            ("threshold", d.threshold.as_ref().map(at), Problem::PlegUnhealthy),
+            (
+                "leaseStaleAfter",
+                d.lease_stale_after.as_ref().map(at),
+                Problem::KubeletUnhealthy,
+            ),
+            (
+                "threshold",
+                d.threshold.as_ref().map(at),
+                Problem::PlegUnhealthy,
+            ),
             ("window", d.window.as_ref().map(at), Problem::PlegUnhealthy),
-            ("runtime", d.runtime.as_ref().map(at), Problem::ContainerRuntimeUnresponsive),
-            ("dockerSocket", d.docker_socket.as_ref().map(at), Problem::ContainerRuntimeUnresponsive),
-            ("containerdSocket", d.containerd_socket.as_ref().map(at), Problem::ContainerRuntimeUnresponsive),
-            ("stuckFor", d.stuck_for.as_ref().map(at), Problem::ContainerRuntimeUnresponsive),
+            (
+                "runtime",
+                d.runtime.as_ref().map(at),
+                Problem::ContainerRuntimeUnresponsive,
+            ),
+            (
+                "dockerSocket",
+                d.docker_socket.as_ref().map(at),
+                Problem::ContainerRuntimeUnresponsive,
+            ),
+            (
+                "containerdSocket",
+                d.containerd_socket.as_ref().map(at),
+                Problem::ContainerRuntimeUnresponsive,
+            ),
+            (
+                "stuckFor",
+                d.stuck_for.as_ref().map(at),
+                Problem::ContainerRuntimeUnresponsive,
+            ),
             ("maxSkew", d.max_skew.as_ref().map(at), Problem::ClockSkewed),
-            ("minimums", d.minimums.as_ref().map(at), Problem::SystemdOutdated),
+            (
+                "minimums",
+                d.minimums.as_ref().map(at),
+                Problem::SystemdOutdated,
+            ),
             ("", None, p),
         ];
         for (field, l, owner) in foreign {
@@ -230,7 +281,13 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
     if let Some(s) = &k.healthz_url
         && !(s.value.starts_with("http://") || s.value.starts_with("https://"))
     {
-        cx.err(at(s), format!("healthzUrl {:?} must be an http:// or https:// URL", s.value));
+        cx.err(
+            at(s),
+            format!(
+                "healthzUrl {:?} must be an http:// or https:// URL",
+                s.value
+            ),
+        );
     }
     let unit = k
         .unit
@@ -244,7 +301,10 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
     if let Some(s) = &k.lease_stale_after
         && s.value < Dur::from_secs(10)
     {
-        cx.err(at(s), "leaseStaleAfter must be at least 10s (kubelet renews every 10s)");
+        cx.err(
+            at(s),
+            "leaseStaleAfter must be at least 10s (kubelet renews every 10s)",
+        );
     }
 
     let pl = get(Problem::PlegUnhealthy);
@@ -253,11 +313,21 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
     if let Some(s) = &pl.threshold
         && s.value < Dur::from_secs(10)
     {
-        cx.err(at(s), "threshold must be at least 10s (kubelet's own default is 3m)");
+        cx.err(
+            at(s),
+            "threshold must be at least 10s (kubelet's own default is 3m)",
+        );
     }
     if window < timing[&Problem::PlegUnhealthy].interval {
-        let l = pl.window.as_ref().map(at).unwrap_or(loc(Problem::PlegUnhealthy));
-        cx.err(l, format!("window {window} is shorter than the probe interval: lines would be missed"));
+        let l = pl
+            .window
+            .as_ref()
+            .map(at)
+            .unwrap_or(loc(Problem::PlegUnhealthy));
+        cx.err(
+            l,
+            format!("window {window} is shorter than the probe interval: lines would be missed"),
+        );
     }
 
     let r = get(Problem::ContainerRuntimeUnresponsive);
@@ -308,14 +378,25 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
             let mut out = Vec::new();
             for m in &list.value {
                 if m.distro.value.trim().is_empty() {
-                    cx.err(at(&m.distro), "distro must not be empty (use \"default\" for the fallback)");
+                    cx.err(
+                        at(&m.distro),
+                        "distro must not be empty (use \"default\" for the fallback)",
+                    );
                 }
                 if !seen.insert(m.distro.value.clone()) {
-                    cx.err(at(&m.distro), format!("distro {:?} is listed twice", m.distro.value));
+                    cx.err(
+                        at(&m.distro),
+                        format!("distro {:?} is listed twice", m.distro.value),
+                    );
                 }
                 let v = &m.version.value;
-                if v.trim().is_empty() || !v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
-                    cx.err(at(&m.version), format!("version {v:?} is not a package version"));
+                if v.trim().is_empty()
+                    || !v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                {
+                    cx.err(
+                        at(&m.version),
+                        format!("version {v:?} is not a package version"),
+                    );
                 }
                 out.push(SystemdMinimum {
                     distro: m.distro.value.clone(),
@@ -390,7 +471,10 @@ fn unit_list(cx: &mut Ctx, v: &Option<S<Vec<String>>>, def: &[&str]) -> Vec<Stri
 
 fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
     if docs.value.is_empty() {
-        cx.err(at(docs), "steps must not be empty: the ladder needs at least one step");
+        cx.err(
+            at(docs),
+            "steps must not be empty: the ladder needs at least one step",
+        );
     }
     let mut names: BTreeMap<String, Location> = BTreeMap::new();
     let mut out: Vec<Step> = Vec::new();
@@ -415,7 +499,10 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
         }
         let when: BTreeSet<Problem> = d.when.value.iter().copied().collect();
         if when.is_empty() {
-            cx.err(at(&d.when), format!("step {name:?}: when must name at least one problem"));
+            cx.err(
+                at(&d.when),
+                format!("step {name:?}: when must name at least one problem"),
+            );
         }
         let skip_when: BTreeSet<Problem> = d.skip_when.iter().copied().collect();
         if let Some(p) = when.intersection(&skip_when).next() {
@@ -430,7 +517,10 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
         let always_disruptive = matches!(kind, ActionKind::Drain | ActionKind::Reboot);
         let disruptive = match &d.disruptive {
             Some(s) if !s.value && always_disruptive => {
-                cx.err(at(s), format!("step {name:?}: a {kind} is always disruptive"));
+                cx.err(
+                    at(s),
+                    format!("step {name:?}: a {kind} is always disruptive"),
+                );
                 true
             }
             Some(s) => {
@@ -448,7 +538,9 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
             Some(s) if !s.value && disruptive => {
                 cx.err(
                     at(s),
-                    format!("step {name:?} is disruptive and must cordon first; remove cordon: false"),
+                    format!(
+                        "step {name:?} is disruptive and must cordon first; remove cordon: false"
+                    ),
                 );
                 true
             }
@@ -485,7 +577,10 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
                         | ActionKind::RestartTimeSync
                 ) =>
             {
-                cx.err(at(s), format!("step {name:?}: cooldown applies only to unit restarts"));
+                cx.err(
+                    at(s),
+                    format!("step {name:?}: cooldown applies only to unit restarts"),
+                );
                 Dur::ZERO
             }
             Some(s) => s.value,
@@ -497,10 +592,16 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
         };
         let max_per = d.max_per.as_ref().map(|r| {
             if r.value.count == 0 {
-                cx.err(at(r), format!("step {name:?}: maxPer.count must be at least 1"));
+                cx.err(
+                    at(r),
+                    format!("step {name:?}: maxPer.count must be at least 1"),
+                );
             }
             if r.value.window.is_zero() {
-                cx.err(at(r), format!("step {name:?}: maxPer.window must be longer than 0s"));
+                cx.err(
+                    at(r),
+                    format!("step {name:?}: maxPer.window must be longer than 0s"),
+                );
             }
             Rate {
                 count: r.value.count,
@@ -586,7 +687,10 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
             if let Some(c) = &d.concurrency
                 && !(1..=100).contains(&c.value)
             {
-                cx.err(at(c), format!("step {step:?}: drain concurrency must be 1..=100"));
+                cx.err(
+                    at(c),
+                    format!("step {step:?}: drain concurrency must be 1..=100"),
+                );
             }
             (
                 Action::Drain(Drain {
@@ -649,7 +753,10 @@ fn positive(cx: &mut Ctx, step: &str, d: &Option<S<Dur>>) {
     if let Some(s) = d
         && s.value.is_zero()
     {
-        cx.err(at(s), format!("step {step:?}: timeout must be longer than 0s"));
+        cx.err(
+            at(s),
+            format!("step {step:?}: timeout must be longer than 0s"),
+        );
     }
 }
 
@@ -671,7 +778,10 @@ fn safety(cx: &mut Ctx, d: SafetyDoc) -> Safety {
     let sg = d.storm_gate.unwrap_or_default();
     let max_unhealthy_percent = match &sg.max_unhealthy_percent {
         Some(s) if s.value > 100 => {
-            cx.err(at(s), format!("maxUnhealthyPercent {} must be 0..=100", s.value));
+            cx.err(
+                at(s),
+                format!("maxUnhealthyPercent {} must be 0..=100", s.value),
+            );
             20
         }
         Some(s) => s.value,
@@ -699,7 +809,9 @@ fn safety(cx: &mut Ctx, d: SafetyDoc) -> Safety {
                     Some(w) => days.push(w),
                     None => cx.err(
                         at(&b.days),
-                        format!("{other:?} is not a day; expected Mon..Sun, weekdays, weekends or daily"),
+                        format!(
+                            "{other:?} is not a day; expected Mon..Sun, weekdays, weekends or daily"
+                        ),
                     ),
                 },
             }
@@ -723,7 +835,12 @@ fn safety(cx: &mut Ctx, d: SafetyDoc) -> Safety {
             Ok(tz) => tz,
             Err(_) => {
                 let l = b.time_zone.as_ref().map(at).unwrap_or(at(&b.from));
-                cx.err(l, format!("unknown time zone {tz_name:?}; expected an IANA name like Europe/Berlin"));
+                cx.err(
+                    l,
+                    format!(
+                        "unknown time zone {tz_name:?}; expected an IANA name like Europe/Berlin"
+                    ),
+                );
                 jiff::tz::TimeZone::UTC
             }
         };
@@ -782,7 +899,13 @@ fn hhmm(cx: &mut Ctx, s: &S<String>) -> u16 {
         Some(v) => v,
         None if s.value == "24:00" => 24 * 60,
         None => {
-            cx.err(at(s), format!("{:?} is not a time of day; expected HH:MM, like 09:00", s.value));
+            cx.err(
+                at(s),
+                format!(
+                    "{:?} is not a time of day; expected HH:MM, like 09:00",
+                    s.value
+                ),
+            );
             0
         }
     }

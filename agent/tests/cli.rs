@@ -1,0 +1,186 @@
+//! The `nodewarden` binary as an operator uses it: output, exit codes, and
+//! that read-only commands write nothing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nw(args: &[&str], ledger: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nodewarden"))
+        .args(args)
+        .env("NODEWARDEN_LEDGER", ledger)
+        .env_remove("NODEWARDEN_RUNBOOK")
+        .output()
+        .expect("run nodewarden")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn dry_run_walks_the_whole_ladder_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.json");
+    let o = nw(&["dry-run", "--assume", "KubeletUnhealthy"], &ledger);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    let order = [
+        "restart-kubelet",
+        "restart-container-runtime",
+        "\"drain\"",
+        "\"reboot\"",
+        "exhausted",
+    ];
+    let mut at = 0;
+    for s in order {
+        let i = out[at..]
+            .find(s)
+            .unwrap_or_else(|| panic!("{s} missing after byte {at}:\n{out}"));
+        at += i;
+    }
+    assert!(out.contains("cordon first"), "{out}");
+    assert!(out.contains("storm gate open"), "{out}");
+    assert!(out.contains("reboot cap: 0 of 1"), "{out}");
+    assert!(out.contains("if it works"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "dry-run wrote something"
+    );
+}
+
+#[test]
+fn dry_run_json_is_machine_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = nw(
+        &["dry-run", "--assume", "ClockSkewed:10m", "--output", "json"],
+        &dir.path().join("l.json"),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let entries = v["timeline"]["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["decision"], "act", "already past failFor: {v}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e["text"].as_str().unwrap().contains("reboot")),
+        "{v}"
+    );
+    assert_eq!(v["timeline"]["outcome"], "exhausted");
+}
+
+#[test]
+fn dry_run_shows_the_gate_that_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l.json");
+    let o = nw(
+        &[
+            "dry-run",
+            "--assume",
+            "ContainerRuntimeUnresponsive:5m",
+            "--unhealthy-nodes",
+            "5",
+        ],
+        &l,
+    );
+    let (out, _) = text(&o);
+    assert!(out.contains("held by StormGate"), "{out}");
+    assert!(out.contains("5 of 10 other nodes"), "{out}");
+    let o = nw(
+        &[
+            "dry-run",
+            "--assume",
+            "ContainerRuntimeUnresponsive:5m",
+            "--api-down",
+        ],
+        &l,
+    );
+    assert!(text(&o).0.contains("held by ApiUnreachable"));
+}
+
+#[test]
+fn healthy_dry_run_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = nw(&["dry-run"], &dir.path().join("l.json"));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).0.contains("nothing to do"));
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l.json");
+    for args in [
+        vec!["dry-run", "--assume", "KubeletUnhappy"],
+        vec!["dry-run", "--assume", "KubeletUnhealthy:-5m"],
+        vec!["dry-run", "--at", "yesterday"],
+        vec!["--runbook", "/nonexistent.yaml", "dry-run"],
+        vec!["no-such-command"],
+    ] {
+        let o = nw(&args, &l);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {out}{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn runbook_validate_names_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = dir.path().join("rb.yaml");
+    let text_in = nodewarden::runbook::DEFAULT_YAML.replace("cooldown: 2m", "cooldown: 2 minutes");
+    std::fs::write(&rb, text_in).unwrap();
+    let o = nw(
+        &["runbook", "validate", rb.to_str().unwrap()],
+        &dir.path().join("l.json"),
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    let line = err.lines().next().unwrap();
+    let prefix = format!("{}:", rb.display());
+    assert!(line.starts_with(&prefix), "{line}");
+    let pos: Vec<&str> = line[prefix.len()..].splitn(3, ':').collect();
+    assert!(pos[0].parse::<u32>().unwrap() > 60, "{line}");
+    assert!(pos[1].parse::<u32>().is_ok(), "{line}");
+
+    std::fs::write(&rb, nodewarden::runbook::DEFAULT_YAML).unwrap();
+    let o = nw(
+        &["runbook", "validate", rb.to_str().unwrap()],
+        &dir.path().join("l.json"),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).0.contains("valid (6 steps)"));
+}
+
+#[test]
+fn runbook_show_prints_a_runbook_that_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = nw(&["runbook", "show"], &dir.path().join("l.json"));
+    assert_eq!(o.status.code(), Some(0));
+    let shown = dir.path().join("shown.yaml");
+    std::fs::write(&shown, &o.stdout).unwrap();
+    let o = nw(
+        &["runbook", "validate", shown.to_str().unwrap()],
+        &dir.path().join("l.json"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+}
+
+#[test]
+fn status_reads_the_ledger_and_never_moves_a_corrupt_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("ledger.json");
+    let o = nw(&["status"], &l);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).0.contains("episode: none"));
+    std::fs::write(&l, "{garbage").unwrap();
+    let o = nw(&["status"], &l);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("corrupt ledger"));
+    assert_eq!(std::fs::read_to_string(&l).unwrap(), "{garbage");
+    // dry-run reports and ignores it.
+    let o = nw(&["dry-run", "--assume", "KubeletUnhealthy"], &l);
+    assert!(text(&o).0.contains("ignored"), "{:?}", text(&o));
+}
