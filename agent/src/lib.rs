@@ -6,11 +6,13 @@
 //! executor carries it out through actuator traits.
 
 pub mod act;
+pub mod daemon;
 pub mod dryrun;
 pub mod execute;
 pub mod health;
 pub mod ledger;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod probe;
 pub mod runbook;

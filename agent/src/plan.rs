@@ -651,13 +651,28 @@ fn gate_and_act(
     let needs_api = step.disruptive || step.cordon;
     let mut acquire_slot = false;
     let mut cordon = CordonPlan::NotNeeded;
+    let final_drain = if step.action.kind() == ActionKind::Reboot {
+        i.runbook
+            .spec
+            .steps
+            .iter()
+            .rev()
+            .find_map(|s| match &s.action {
+                Action::Drain(d) if s.when.iter().any(|p| step.when.contains(p)) => Some(d.clone()),
+                _ => None,
+            })
+    } else {
+        None
+    };
+    // A disruptive step must be able to finish before a blackout begins.
+    let span = step.action.max_duration(final_drain.as_ref());
     if step.disruptive
-        && let Some(b) = i.runbook.blackout_at(now)
+        && let Some(b) = i.runbook.blackout_during(now, span.after(now))
     {
         return hold(
             Gate::Blackout,
             format!(
-                "blackout window {}{:?} {:02}:{:02}-{:02}:{:02} {} is in force",
+                "blackout window {}{:?} {:02}:{:02}-{:02}:{:02} {} is in force or begins within {span}, before this step could finish",
                 b.name
                     .as_deref()
                     .map(|n| format!("{n} "))
@@ -754,19 +769,6 @@ fn gate_and_act(
 
     // Non-resumed steps were filtered by `skip_reason`, so the unit resolves.
     let unit = resolve_unit(i, step).unwrap_or(None);
-    let final_drain = if step.action.kind() == ActionKind::Reboot {
-        i.runbook
-            .spec
-            .steps
-            .iter()
-            .rev()
-            .find_map(|s| match &s.action {
-                Action::Drain(d) if s.when.iter().any(|p| step.when.contains(p)) => Some(d.clone()),
-                _ => None,
-            })
-    } else {
-        None
-    };
     if !resume
         && let Some(u) = &unit
         && let Some(since) = i.node.unit_active_since(u)

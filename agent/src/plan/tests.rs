@@ -577,3 +577,26 @@ fn the_most_recent_drain_decides() {
         other => panic!("{other}"),
     }
 }
+
+/// Found by the property test: a reboot decided at 01:59 ran after its final
+/// drain, inside a 02:00 blackout.
+#[test]
+fn a_disruptive_step_must_finish_before_a_blackout_begins() {
+    let text = default_runbook_text().replace(
+        "blackouts: []",
+        "blackouts:\n      - days: [daily]\n        from: \"02:00\"\n        to: \"04:00\"",
+    );
+    let rb = parse("rb", &text).unwrap().runbook;
+    let base = at_reboot_rung();
+    let mut w = W::with(rb);
+    w.findings = base.findings;
+    w.ledger = base.ledger;
+    w.cluster = base.cluster;
+    // 01:49:30: the final drain (10m deadline) + 1m could reach 02:00.
+    w.now = "2027-01-16T01:49:30Z".parse().unwrap();
+    assert_eq!(hold_gate(&w.plan()), Gate::Blackout);
+    w.now = "2027-01-16T01:48:30Z".parse().unwrap();
+    assert_eq!(act(w.plan()).step, "reboot");
+    w.now = "2027-01-16T04:00:00Z".parse().unwrap();
+    assert_eq!(act(w.plan()).step, "reboot");
+}

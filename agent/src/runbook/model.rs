@@ -174,6 +174,22 @@ pub enum Action {
 }
 
 impl Action {
+    /// The longest this action can take once started (its deadline). A reboot
+    /// includes its final drain pass, given as `final_drain`.
+    pub fn max_duration(&self, final_drain: Option<&Drain>) -> Dur {
+        match self {
+            Action::RestartUnit(r) => r.timeout,
+            Action::RestartContainerRuntime(r) => r.timeout,
+            Action::RestartTimeSync(r) => r.timeout,
+            Action::Drain(d) => d.timeout,
+            Action::Reboot(_) => Dur::from_std(
+                final_drain.map(|d| d.timeout.std()).unwrap_or_default() + std::time::Duration::from_secs(60),
+            ),
+            Action::Exec(e) => e.timeout,
+            Action::Report(_) => Dur::ZERO,
+        }
+    }
+
     pub fn kind(&self) -> ActionKind {
         match self {
             Action::RestartUnit(_) => ActionKind::RestartUnit,
@@ -413,5 +429,29 @@ impl Runbook {
     /// The blackout window in force at `t`, if any.
     pub fn blackout_at(&self, t: jiff::Timestamp) -> Option<&Blackout> {
         self.spec.safety.blackouts.iter().find(|b| b.contains(t))
+    }
+
+    /// The first blackout window in force at any time in `[from, to]`.
+    /// Windows start and end on whole minutes, so checking `from` and every
+    /// minute boundary up to `to` is exact.
+    pub fn blackout_during(&self, from: jiff::Timestamp, to: jiff::Timestamp) -> Option<&Blackout> {
+        if self.spec.safety.blackouts.is_empty() {
+            return None;
+        }
+        if let Some(b) = self.blackout_at(from) {
+            return Some(b);
+        }
+        let mut t = jiff::Timestamp::from_second((from.as_second() / 60 + 1) * 60).ok()?;
+        // A week of minutes covers every weekly window.
+        for _ in 0..(7 * 24 * 60 + 1) {
+            if t > to {
+                return None;
+            }
+            if let Some(b) = self.blackout_at(t) {
+                return Some(b);
+            }
+            t = t.checked_add(jiff::SignedDuration::from_secs(60)).ok()?;
+        }
+        None
     }
 }

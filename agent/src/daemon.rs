@@ -1,0 +1,204 @@
+//! The agent: observations in, one decision per tick out, carried out and logged.
+//!
+//! `Agent` holds the state that lives across ticks (runbook, ledger, health)
+//! and has no loop of its own: `observe`, `tick` and `reload` are called by
+//! the run loop (`run_loop`), by the end-to-end tests and by the fleet
+//! simulator alike. Everything time-dependent takes the clock it is given.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::act::{Actuators, Clock};
+use crate::execute::{Executed, LedgerSink, LedgerWriteError, execute};
+use crate::health::{Findings, Health, Observation};
+use crate::ledger::Ledger;
+use crate::model::{Problem, Timestamp};
+use crate::plan::{ClusterView, Decision, Inputs, NodeFacts, plan};
+use crate::runbook::{Loaded, RunbookError};
+
+/// The result of one tick.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    pub now: Timestamp,
+    pub findings: Findings,
+    pub decision: Decision,
+    pub executed: Executed,
+    /// The decision differs from the previous tick's (it was logged).
+    pub changed: bool,
+}
+
+pub struct Agent<A, C, L> {
+    runbook: Loaded,
+    ledger: Ledger,
+    health: Health,
+    act: A,
+    clock: C,
+    store: L,
+    last: Option<String>,
+}
+
+impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
+    /// Start from a loaded ledger. A reboot we requested is confirmed by a
+    /// changed boot ID, and the open episode's problems start as findings that
+    /// must be seen healthy for `okFor` before recovery is declared.
+    pub fn new(
+        runbook: Loaded,
+        mut ledger: Ledger,
+        boot_id: Option<&str>,
+        act: A,
+        clock: C,
+        store: L,
+    ) -> Result<Self, LedgerWriteError> {
+        let now = clock.now();
+        let mut health = Health::new();
+        if let Some(boot) = boot_id
+            && ledger.reconcile_boot(boot, now)
+        {
+            tracing::info!(boot_id = boot, "reboot confirmed: the node came back with a new boot ID");
+            store.save(&ledger).map_err(LedgerWriteError)?;
+        }
+        if let Some(ep) = &ledger.episode {
+            tracing::info!(
+                episode = %ep.id,
+                problems = %join(&ep.problems),
+                attempts = ep.attempts.len(),
+                "resuming the open episode from the ledger"
+            );
+            health.seed_active(ep.problems.iter().copied(), ep.started_at);
+        }
+        Ok(Agent {
+            runbook,
+            ledger,
+            health,
+            act,
+            clock,
+            store,
+            last: None,
+        })
+    }
+
+    pub fn runbook(&self) -> &Loaded {
+        &self.runbook
+    }
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+    pub fn actuators(&self) -> &A {
+        &self.act
+    }
+
+    pub fn observe(&mut self, obs: Observation) {
+        tracing::debug!(
+            problem = %obs.problem,
+            verdict = ?obs.verdict,
+            took_ms = obs.took.std().as_millis() as u64,
+            summary = %obs.summary,
+            "observation"
+        );
+        self.health.observe(obs);
+    }
+
+    /// Replace the runbook from `path`. On any error the current runbook stays in force.
+    pub fn reload(&mut self, path: &Path) -> Result<(), RunbookError> {
+        match crate::runbook::load_file(path) {
+            Ok(l) => {
+                for w in &l.warnings {
+                    tracing::warn!(runbook = %l.source, "{}", w.render(&l.source));
+                }
+                tracing::info!(runbook = %l.source, steps = l.runbook.spec.steps.len(), "runbook reloaded");
+                self.runbook = l;
+                self.last = None;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(
+                    runbook = %path.display(),
+                    error = %e,
+                    kept = %self.runbook.source,
+                    "new runbook rejected; the last good runbook stays in force"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Evaluate health, plan, carry the decision out. Logs one line when the decision changes.
+    pub async fn tick(&mut self, cluster: &ClusterView, facts: &NodeFacts) -> Result<Tick, LedgerWriteError> {
+        let now = self.clock.now();
+        let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
+        let decision = plan(&Inputs {
+            findings: &findings,
+            ledger: &self.ledger,
+            runbook: &self.runbook.runbook,
+            cluster,
+            node: facts,
+            now,
+        });
+        let text = decision.to_string();
+        let changed = self.last.as_deref() != Some(text.as_str());
+        if changed {
+            log_decision(&decision, &findings);
+            self.last = Some(text);
+        }
+        let active: BTreeSet<Problem> = findings.active_set();
+        let executed = execute(&decision, &active, &mut self.ledger, &self.act, &self.store, &self.clock).await?;
+        for d in &executed.done {
+            tracing::info!(decision = decision.name(), done = %d, "carried out");
+        }
+        if let Some(e) = &executed.error {
+            tracing::warn!(decision = decision.name(), error = %e, "step did not complete");
+            // Re-log the next decision even if it reads the same.
+            self.last = None;
+        }
+        Ok(Tick {
+            now,
+            findings,
+            decision,
+            executed,
+            changed,
+        })
+    }
+}
+
+fn join(ps: &BTreeSet<Problem>) -> String {
+    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+}
+
+fn log_decision(d: &Decision, f: &Findings) {
+    let active = join(&f.active_set());
+    match d {
+        Decision::Act(a) => tracing::info!(
+            decision = "act",
+            step = %a.step,
+            action = %a.action.kind(),
+            unit = a.unit.as_deref().unwrap_or(""),
+            disruptive = a.disruptive,
+            problems = %active,
+            reason = %d,
+            "decision"
+        ),
+        Decision::Hold { step, gate, reason } => tracing::warn!(
+            decision = "hold",
+            step = %step,
+            gate = %gate,
+            problems = %active,
+            reason = %reason,
+            "decision"
+        ),
+        Decision::Exhausted { reason, .. } => tracing::error!(
+            decision = "exhausted",
+            problems = %active,
+            reason = %reason,
+            "decision"
+        ),
+        _ => tracing::info!(decision = d.name(), problems = %active, reason = %d, "decision"),
+    }
+}
+
+pub mod run;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! The run loop around `Agent`: observations, timers, reload and stop.
+//!
+//! It owns no decision logic. Signals are turned into `Control` messages by
+//! `signals()`, so tests drive the loop with a channel. Stopping mid-step
+//! drops the step's future at an await point; the ledger is written
+//! synchronously before every await, so what is on disk is always a state the
+//! planner can resume from.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::Agent;
+use crate::act::{Actuators, Clock};
+use crate::execute::{LedgerSink, LedgerWriteError};
+use crate::health::Observation;
+use crate::notify::Notifier;
+use crate::plan::{ClusterView, NodeFacts};
+
+/// Where the loop gets its view of the cluster and of the node each tick.
+pub trait Views {
+    /// A snapshot of the watch caches (no API call).
+    fn cluster(&self) -> ClusterView;
+    /// Node facts (unit ages, runtime unit, boot ID), each read under a deadline.
+    fn facts(&self) -> impl Future<Output = NodeFacts>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the runbook (SIGHUP).
+    Reload,
+    /// Finish and exit (SIGTERM, SIGINT).
+    Stop,
+}
+
+/// Turn SIGHUP into `Reload` and SIGTERM/SIGINT into `Stop`.
+pub fn signals() -> std::io::Result<mpsc::Receiver<Control>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = hup.recv() => Control::Reload,
+                _ = term.recv() => Control::Stop,
+                _ = int.recv() => Control::Stop,
+            };
+            let stop = msg == Control::Stop;
+            if tx.send(msg).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Proof of life for the systemd watchdog: the loop beats each iteration and
+/// announces how long the step it starts may take.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    deadline_ms: Arc<AtomicI64>,
+    origin: Instant,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            deadline_ms: Arc::new(AtomicI64::new(0)),
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Liveness {
+    fn now_ms(&self) -> i64 {
+        self.origin.elapsed().as_millis() as i64
+    }
+    /// Alive for at least `d` from now.
+    pub fn alive_for(&self, d: Duration) {
+        let until = self.now_ms() + d.as_millis() as i64;
+        self.deadline_ms.fetch_max(until, Ordering::Relaxed);
+    }
+    pub fn is_alive(&self) -> bool {
+        self.now_ms() <= self.deadline_ms.load(Ordering::Relaxed)
+    }
+    /// Ping the watchdog every `interval / 2` while alive; stop pinging when the loop hangs.
+    pub fn spawn_watchdog(&self, notifier: Arc<Notifier>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(interval / 2);
+            loop {
+                every.tick().await;
+                if me.is_alive() {
+                    if let Err(e) = notifier.watchdog() {
+                        tracing::warn!(error = %e, "watchdog notification failed");
+                    }
+                } else {
+                    tracing::error!("the agent loop has not made progress; letting the systemd watchdog restart it");
+                }
+            }
+        })
+    }
+}
+
+pub struct LoopConfig {
+    /// Re-plan at least this often without new observations.
+    pub tick_every: Duration,
+    /// Runbook to re-read on reload; `None` = built-in default (reload is refused).
+    pub runbook_path: Option<PathBuf>,
+}
+
+/// Run until `Stop` (or the control channel closes). Returns how it ended.
+pub async fn run_loop<A, C, L, V>(
+    agent: &mut Agent<A, C, L>,
+    views: &V,
+    observations: &mut mpsc::Receiver<Observation>,
+    control: &mut mpsc::Receiver<Control>,
+    cfg: &LoopConfig,
+    notifier: &Notifier,
+    liveness: &Liveness,
+) -> Result<(), LedgerWriteError>
+where
+    A: Actuators,
+    C: Clock,
+    L: LedgerSink,
+    V: Views,
+{
+    let mut next = Instant::now();
+    let mut obs_open = true;
+    loop {
+        liveness.alive_for(cfg.tick_every * 3);
+        tokio::select! {
+            biased;
+            msg = control.recv() => match msg {
+                Some(Control::Reload) => {
+                    match &cfg.runbook_path {
+                        Some(p) => {
+                            let _ = agent.reload(p);
+                        }
+                        None => tracing::warn!("reload requested but the built-in runbook is in use; nothing to reload"),
+                    }
+                    next = Instant::now();
+                    continue;
+                }
+                Some(Control::Stop) | None => break,
+            },
+            o = observations.recv(), if obs_open => match o {
+                Some(o) => {
+                    agent.observe(o);
+                    while let Ok(o) = observations.try_recv() {
+                        agent.observe(o);
+                    }
+                }
+                None => obs_open = false,
+            },
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        // The longest step may take this long; the watchdog must not fire meanwhile.
+        let longest = agent
+            .runbook()
+            .runbook
+            .spec
+            .steps
+            .iter()
+            .map(|s| s.action.max_duration(None).std())
+            .max()
+            .unwrap_or_default();
+        liveness.alive_for(longest + Duration::from_secs(60));
+        let cluster = views.cluster();
+        let facts = views.facts().await;
+        let tick = tokio::select! {
+            biased;
+            msg = control.recv() => match msg {
+                Some(Control::Reload) => {
+                    if let Some(p) = &cfg.runbook_path {
+                        let _ = agent.reload(p);
+                    }
+                    next = Instant::now();
+                    continue;
+                }
+                Some(Control::Stop) | None => {
+                    tracing::info!("stopping in the middle of a step; the ledger records it and the next start resumes");
+                    break;
+                }
+            },
+            t = agent.tick(&cluster, &facts) => t?,
+        };
+        let _ = notifier.status(&tick.decision.to_string());
+        let wait = match tick.decision.next_change() {
+            Some(t) => {
+                let d = t.duration_since(tick.now);
+                let d = Duration::from_secs_f64(d.as_secs_f64().max(0.0));
+                d.min(cfg.tick_every)
+            }
+            None => cfg.tick_every,
+        };
+        next = Instant::now() + wait.max(Duration::from_millis(100));
+    }
+    let _ = notifier.stopping();
+    Ok(())
+}
