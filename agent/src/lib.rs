@@ -11,6 +11,7 @@ pub mod dryrun;
 pub mod execute;
 pub mod health;
 pub mod ledger;
+pub mod maintenance;
 pub mod model;
 pub mod notify;
 pub mod plan;

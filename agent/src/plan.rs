@@ -544,10 +544,7 @@ fn skip_reason(i: &Inputs, step: &Step) -> Option<String> {
             ));
         }
     }
-    match resolve_unit(i, step) {
-        Err(why) => Some(why),
-        Ok(_) => None,
-    }
+    resolve_unit(i, step).err()
 }
 
 /// The unit a restart step acts on, or why there is none.

@@ -99,3 +99,4 @@ pub trait Actuators {
     /// Emit an Event / log line. Best effort: never fails the step.
     fn report(&self, report: Report) -> impl Future<Output = ()>;
 }
+pub mod systemd;

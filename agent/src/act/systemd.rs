@@ -1,0 +1,1000 @@
+//! systemd over D-Bus (zbus): unit status, verified restarts, signals, reboot.
+//!
+//! The executor talks to systemd only through the [`Systemd`] trait, so dry-runs and unit
+//! tests can substitute a recording fake. [`DbusSystemd`] is the real implementation: one
+//! lazily (re)connected system-bus connection; every call has a deadline, and a connection
+//! that broke (systemd re-exec, dbus restart, the container rebooted) is dropped and opened
+//! again on the next call.
+//!
+//! A restart follows the only protocol that cannot hang or lie (see `shared/KUBE-NOTES.md`):
+//! `Subscribe`, open the `JobRemoved` stream, `RestartUnit(unit, "replace")`, wait for the
+//! `JobRemoved` signal of *that* job, map its result, then confirm `ActiveState=active` with a
+//! new `InvocationID`, all under one deadline.
+//!
+//! The trait methods return boxed futures ([`SdFuture`]) rather than using `async fn` in the
+//! trait: that keeps the trait dyn-compatible, so the executor can hold a `&dyn Systemd` /
+//! `Arc<dyn Systemd>` (one real, one fake, chosen at run time for `dry-run`) as well as be
+//! generic over `S: Systemd`. One allocation per D-Bus call is noise.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::StreamExt;
+use nix::sys::signal::Signal;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use zbus::proxy::CacheProperties;
+use zbus::{Connection, OwnedObjectPath, OwnedVariant};
+
+/// The future every [`Systemd`] method returns.
+pub type SdFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SystemdError>> + Send + 'a>>;
+
+/// What nodewarden needs from systemd.
+pub trait Systemd: Send + Sync {
+    /// Load state, activity and identity of `unit`. A unit systemd has no file for is
+    /// [`SystemdError::NotFound`].
+    fn unit_status<'a>(&'a self, unit: &'a str) -> SdFuture<'a, UnitStatus>;
+
+    /// Restart `unit` and verify it: the job's result is `done` and the unit is then
+    /// `active` with a new `InvocationID`. Everything happens within `timeout`; running out
+    /// of time is [`SystemdError::Timeout`], never a hang. A job that is still running when
+    /// the time is up is left to systemd (a later `replace` job supersedes it).
+    fn restart_unit<'a>(&'a self, unit: &'a str, timeout: Duration)
+    -> SdFuture<'a, RestartOutcome>;
+
+    /// `org.freedesktop.systemd1.Manager.Version`, e.g. `252.33-1~deb12u1` or `219`.
+    fn manager_version(&self) -> SdFuture<'_, String>;
+
+    /// Reboot the machine: login1 `Reboot(false)` (systemd's `reboot.target` when logind is
+    /// not running). Returns once the request is accepted.
+    fn reboot(&self) -> SdFuture<'_, ()>;
+
+    /// Send `signal` to the main process of `unit` (`KillUnit(unit, "main", signal)`), e.g.
+    /// `SIGUSR1` to make dockerd dump its goroutine stacks before a restart.
+    fn kill_unit_signal<'a>(&'a self, unit: &'a str, signal: Signal) -> SdFuture<'a, ()>;
+
+    /// Which of `units` exist, in the given order (e.g. the time-sync candidates
+    /// `chronyd.service`, `systemd-timesyncd.service`, `ntpd.service`, `ntp.service`).
+    /// Works on systemd 219 (no `ListUnitsByNames` needed).
+    fn units_present<'a>(&'a self, units: &'a [&'a str]) -> SdFuture<'a, Vec<UnitPresence>>;
+}
+
+/// A unit's state as systemd reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitStatus {
+    /// The unit's primary name (`Id`).
+    pub name: String,
+    /// `loaded`, `not-found`, `masked`, `error`, `bad-setting`, ...
+    pub load_state: String,
+    /// `active`, `reloading`, `inactive`, `failed`, `activating`, `deactivating`, ...
+    pub active_state: String,
+    /// Type-specific detail: `running`, `auto-restart`, `start`, `dead`, ...
+    pub sub_state: String,
+    /// 128-bit ID of the current (or last) run, lower-case hex as in the journal's
+    /// `_SYSTEMD_INVOCATION_ID`; `None` when the unit never ran or systemd < 232.
+    pub invocation_id: Option<String>,
+    /// Main process of a service; `None` when it has none.
+    pub main_pid: Option<u32>,
+    /// When the unit last entered `active`; `None` = never.
+    pub active_enter: Option<jiff::Timestamp>,
+    /// When the unit last left `inactive` (the start of its current run: the uptime gate);
+    /// `None` = never.
+    pub inactive_exit: Option<jiff::Timestamp>,
+    /// Automatic restarts (`Restart=`) since the last manual start; `None` for non-services
+    /// and systemd < 235. Resets on a manual restart.
+    pub n_restarts: Option<u32>,
+}
+
+impl UnitStatus {
+    /// `ActiveState=active`.
+    pub fn is_active(&self) -> bool {
+        self.active_state == "active"
+    }
+}
+
+/// Whether a candidate unit exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitPresence {
+    /// The name asked for.
+    pub name: String,
+    /// `loaded`, `not-found`, `masked`, ...
+    pub load_state: String,
+    /// `active`, `inactive`, ...
+    pub active_state: String,
+}
+
+impl UnitPresence {
+    /// The unit has a unit file that loaded (not `not-found`, not `masked`).
+    pub fn exists(&self) -> bool {
+        self.load_state == "loaded"
+    }
+}
+
+/// The result of a systemd job, from the `JobRemoved` signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    /// The job succeeded.
+    Done,
+    /// The job was canceled (e.g. replaced by another job) before it finished.
+    Canceled,
+    /// The job's own timeout (`JobTimeoutSec`) hit.
+    Timeout,
+    /// The unit failed (e.g. start-up failed or `TimeoutStartSec` hit).
+    Failed,
+    /// A unit this one depends on failed.
+    Dependency,
+    /// The job was skipped (did not apply to the unit's state).
+    Skipped,
+    /// A result this version does not know.
+    Other(String),
+}
+
+impl JobResult {
+    /// Parse the `result` argument of `JobRemoved`.
+    pub fn parse(s: &str) -> JobResult {
+        match s {
+            "done" => JobResult::Done,
+            "canceled" => JobResult::Canceled,
+            "timeout" => JobResult::Timeout,
+            "failed" => JobResult::Failed,
+            "dependency" => JobResult::Dependency,
+            "skipped" => JobResult::Skipped,
+            other => JobResult::Other(other.to_string()),
+        }
+    }
+
+    /// The string systemd uses.
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobResult::Done => "done",
+            JobResult::Canceled => "canceled",
+            JobResult::Timeout => "timeout",
+            JobResult::Failed => "failed",
+            JobResult::Dependency => "dependency",
+            JobResult::Skipped => "skipped",
+            JobResult::Other(s) => s,
+        }
+    }
+
+    fn hint(&self) -> &'static str {
+        match self {
+            JobResult::Done => "",
+            JobResult::Canceled => {
+                "the job was canceled before it finished (another job replaced it?)"
+            }
+            JobResult::Timeout => "the job hit its JobTimeoutSec",
+            JobResult::Failed => {
+                "the unit failed to start or stop (exit status, TimeoutStartSec, ...); see its journal"
+            }
+            JobResult::Dependency => "a unit it requires failed to start",
+            JobResult::Skipped => "systemd skipped the job",
+            JobResult::Other(_) => "unknown job result",
+        }
+    }
+}
+
+impl fmt::Display for JobResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified restart.
+#[derive(Debug, Clone)]
+pub struct RestartOutcome {
+    /// The unit restarted.
+    pub unit: String,
+    /// The job's object path.
+    pub job: String,
+    /// Always [`JobResult::Done`] (anything else is an error).
+    pub result: JobResult,
+    /// The unit before the restart.
+    pub before: UnitStatus,
+    /// The unit after: active, with a new invocation.
+    pub after: UnitStatus,
+    /// From the first call to the confirmed active state.
+    pub elapsed: Duration,
+}
+
+/// Errors talking to systemd. Each message names the unit / call and reads on its own in a
+/// log line or a Kubernetes Event.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemdError {
+    /// systemd has no such unit (no unit file, or a typo in the runbook).
+    #[error("{unit} not found")]
+    NotFound {
+        /// The unit asked for.
+        unit: String,
+    },
+    /// A deadline ran out; `what` says which step was pending.
+    #[error("timed out after {}: {what}", fmt_dur(*.after))]
+    Timeout {
+        /// The pending step, e.g. "waiting for the JobRemoved signal of the restart job of kubelet.service".
+        what: String,
+        /// The time allowed.
+        after: Duration,
+    },
+    /// A job finished with a result other than `done`.
+    #[error("restart of {unit} failed: systemd job {job} finished with result '{result}' ({})", result.hint())]
+    JobFailed {
+        /// The unit.
+        unit: String,
+        /// The job's object path.
+        job: String,
+        /// The job result.
+        result: JobResult,
+    },
+    /// The restart job was `done` but the unit did not end up active in a new invocation.
+    #[error(
+        "{unit} is {state} after its restart job finished ({detail}); expected active with a new InvocationID"
+    )]
+    NotActiveAfterRestart {
+        /// The unit.
+        unit: String,
+        /// `ActiveState/SubState`, e.g. `activating/auto-restart`.
+        state: String,
+        /// What was seen.
+        detail: String,
+    },
+    /// systemd (polkit) refused.
+    #[error("systemd refused {what}: permission denied ({message}); nodewarden must run as root")]
+    PermissionDenied {
+        /// The call.
+        what: String,
+        /// The bus error text.
+        message: String,
+    },
+    /// The system bus could not be reached.
+    #[error("cannot connect to the system bus at {address}: {source}")]
+    Connect {
+        /// The bus address tried.
+        address: String,
+        /// The cause.
+        #[source]
+        source: zbus::Error,
+    },
+    /// Any other bus error.
+    #[error("D-Bus call {what} failed: {source}")]
+    Bus {
+        /// The call, e.g. "RestartUnit(kubelet.service)".
+        what: String,
+        /// The cause.
+        #[source]
+        source: zbus::Error,
+    },
+    /// A reply that does not fit systemd's API.
+    #[error("unexpected reply to {what}: {detail}")]
+    Protocol {
+        /// The call.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+fn fmt_dur(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Where and how patiently to talk to systemd.
+#[derive(Debug, Clone)]
+pub struct DbusOptions {
+    /// Bus address (`unix:path=/run/dbus/system_bus_socket`); `None`: `DBUS_SYSTEM_BUS_ADDRESS`,
+    /// else the standard system bus socket.
+    pub address: Option<String>,
+    /// Deadline for connecting and authenticating.
+    pub connect_timeout: Duration,
+    /// Deadline for each single D-Bus call.
+    pub call_timeout: Duration,
+    /// Pause between polls of the unit's state after its restart job is done.
+    pub poll_interval: Duration,
+}
+
+impl Default for DbusOptions {
+    fn default() -> Self {
+        DbusOptions {
+            address: None,
+            connect_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+struct Conn {
+    conn: Connection,
+    subscribed: bool,
+}
+
+/// [`Systemd`] over the system bus.
+pub struct DbusSystemd {
+    opts: DbusOptions,
+    conn: Mutex<Option<Conn>>,
+}
+
+const SD_DEST: &str = "org.freedesktop.systemd1";
+const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
+const SERVICE_IFACE: &str = "org.freedesktop.systemd1.Service";
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+trait Manager {
+    fn subscribe(&self) -> zbus::Result<()>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.login1.Manager",
+    default_service = "org.freedesktop.login1",
+    default_path = "/org/freedesktop/login1"
+)]
+trait Login1 {
+    fn reboot(&self, interactive: bool) -> zbus::Result<()>;
+}
+
+impl DbusSystemd {
+    /// A client that connects on first use.
+    pub fn new(opts: DbusOptions) -> Self {
+        DbusSystemd {
+            opts,
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Connect now (to fail early at start-up) and return the client.
+    pub async fn connect(opts: DbusOptions) -> Result<Self, SystemdError> {
+        let s = Self::new(opts);
+        let _conn = s.connection().await?;
+        Ok(s)
+    }
+
+    /// The bus address in use, for messages.
+    pub fn address(&self) -> String {
+        self.opts.address.clone().unwrap_or_else(|| {
+            std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+                .unwrap_or_else(|_| "unix:path=/var/run/dbus/system_bus_socket".into())
+        })
+    }
+
+    async fn connection(&self) -> Result<Connection, SystemdError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.conn.clone());
+        }
+        let builder = match &self.opts.address {
+            Some(a) => zbus::connection::Builder::address(a.as_str()),
+            None => zbus::connection::Builder::system(),
+        }
+        .method_timeout(self.opts.call_timeout);
+        let conn = match tokio::time::timeout(self.opts.connect_timeout, builder.build()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(source)) => {
+                return Err(SystemdError::Connect {
+                    address: self.address(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(SystemdError::Timeout {
+                    what: format!("connecting to the system bus at {}", self.address()),
+                    after: self.opts.connect_timeout,
+                });
+            }
+        };
+        *slot = Some(Conn {
+            conn: conn.clone(),
+            subscribed: false,
+        });
+        Ok(conn)
+    }
+
+    /// After a failed read-only call: forget a broken connection, and say whether the call
+    /// is worth one more try (the connection was dead: the first call after systemd
+    /// re-exec'd, dbus restarted, or the machine came back from a reboot).
+    async fn retry_after(&self, e: &SystemdError) -> bool {
+        self.on_error(e).await;
+        matches!(e, SystemdError::Bus { source, .. } if is_transport_error(source))
+    }
+
+    async fn status_once(&self, unit: &str) -> Result<UnitStatus, SystemdError> {
+        let conn = self.connection().await?;
+        self.status_on(&conn, unit, None).await
+    }
+
+    async fn version_once(&self) -> Result<String, SystemdError> {
+        let conn = self.connection().await?;
+        let mgr = self.manager(&conn).await?;
+        self.call(|| "Get(Manager.Version)".to_string(), None, mgr.version())
+            .await
+    }
+
+    async fn presence_once(&self, units: &[&str]) -> Result<Vec<UnitPresence>, SystemdError> {
+        let conn = self.connection().await?;
+        let mgr = self.manager(&conn).await?;
+        let mut out = Vec::with_capacity(units.len());
+        for &unit in units {
+            let what = || format!("LoadUnit({unit})");
+            let path = self.call(what, None, mgr.load_unit(unit)).await?;
+            let mut p = self.get_all(&conn, &path, UNIT_IFACE, &what, None).await?;
+            out.push(UnitPresence {
+                name: unit.to_string(),
+                load_state: take_string(&mut p, "LoadState"),
+                active_state: take_string(&mut p, "ActiveState"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forget a connection that failed at the transport level; the next call reconnects.
+    async fn on_error(&self, e: &SystemdError) {
+        let broken = match e {
+            SystemdError::Bus { source, .. } => is_transport_error(source),
+            // a call that got no answer at all may be a dead peer (container rebooted)
+            SystemdError::Timeout { .. } => true,
+            _ => false,
+        };
+        if broken {
+            *self.conn.lock().await = None;
+        }
+    }
+
+    async fn manager(&self, conn: &Connection) -> Result<ManagerProxy<'static>, SystemdError> {
+        ManagerProxy::builder(conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|source| SystemdError::Bus {
+                what: "creating a systemd1.Manager proxy".into(),
+                source,
+            })
+    }
+
+    /// Run one D-Bus call under `min(call_timeout, until deadline)`.
+    async fn call<T, F>(
+        &self,
+        what: impl Fn() -> String,
+        deadline: Option<Instant>,
+        fut: F,
+    ) -> Result<T, SystemdError>
+    where
+        F: Future<Output = zbus::Result<T>>,
+    {
+        let mut limit = self.opts.call_timeout;
+        if let Some(d) = deadline {
+            limit = limit.min(d.saturating_duration_since(Instant::now()));
+        }
+        match tokio::time::timeout(limit, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(map_bus_error(what(), e, limit)),
+            Err(_) => Err(SystemdError::Timeout {
+                what: format!("no answer to {}", what()),
+                after: limit,
+            }),
+        }
+    }
+
+    async fn get_all(
+        &self,
+        conn: &Connection,
+        path: &OwnedObjectPath,
+        iface: &'static str,
+        what: &(dyn Fn() -> String + Sync),
+        deadline: Option<Instant>,
+    ) -> Result<HashMap<String, OwnedVariant>, SystemdError> {
+        let props = zbus::fdo::PropertiesProxy::builder(conn)
+            .destination(SD_DEST)
+            .path(path.as_str())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|source| SystemdError::Bus {
+                what: what(),
+                source,
+            })?;
+        let iface = zbus::names::InterfaceName::from_static_str(iface).map_err(|source| {
+            SystemdError::Bus {
+                what: what(),
+                source,
+            }
+        })?;
+        self.call(what, deadline, async {
+            props.get_all(iface).await.map_err(zbus::Error::from)
+        })
+        .await
+    }
+
+    async fn status_on(
+        &self,
+        conn: &Connection,
+        unit: &str,
+        deadline: Option<Instant>,
+    ) -> Result<UnitStatus, SystemdError> {
+        let mgr = self.manager(conn).await?;
+        let path = self
+            .call(
+                || format!("LoadUnit({unit})"),
+                deadline,
+                mgr.load_unit(unit),
+            )
+            .await?;
+        let what = || format!("reading the properties of {unit}");
+        let mut u = self
+            .get_all(conn, &path, UNIT_IFACE, &what, deadline)
+            .await?;
+        let load_state = take_string(&mut u, "LoadState");
+        if load_state == "not-found" {
+            return Err(SystemdError::NotFound {
+                unit: unit.to_string(),
+            });
+        }
+        let mut svc = if unit.ends_with(".service") {
+            self.get_all(conn, &path, SERVICE_IFACE, &what, deadline)
+                .await?
+        } else {
+            HashMap::new()
+        };
+        let invocation_id = u
+            .remove("InvocationID")
+            .and_then(|v| Vec::<u8>::try_from(v).ok())
+            .filter(|b| !b.is_empty() && b.iter().any(|&x| x != 0))
+            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect());
+        let name = match take_string(&mut u, "Id") {
+            s if s.is_empty() => unit.to_string(),
+            s => s,
+        };
+        Ok(UnitStatus {
+            name,
+            load_state,
+            active_state: take_string(&mut u, "ActiveState"),
+            sub_state: take_string(&mut u, "SubState"),
+            invocation_id,
+            main_pid: svc
+                .remove("MainPID")
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|&p| p != 0),
+            active_enter: take_timestamp(&mut u, "ActiveEnterTimestamp"),
+            inactive_exit: take_timestamp(&mut u, "InactiveExitTimestamp"),
+            n_restarts: svc.remove("NRestarts").and_then(|v| u32::try_from(v).ok()),
+        })
+    }
+
+    async fn ensure_subscribed(
+        &self,
+        mgr: &ManagerProxy<'_>,
+        deadline: Instant,
+    ) -> Result<(), SystemdError> {
+        {
+            let slot = self.conn.lock().await;
+            if slot
+                .as_ref()
+                .is_some_and(|c| c.subscribed && same_conn(&c.conn, mgr.inner().connection()))
+            {
+                return Ok(());
+            }
+        }
+        match self
+            .call(
+                || "Subscribe()".to_string(),
+                Some(deadline),
+                mgr.subscribe(),
+            )
+            .await
+        {
+            Ok(()) => {}
+            // a second Subscribe on the same connection is refused; that is fine
+            Err(SystemdError::Bus { source, .. })
+                if error_name(&source).is_some_and(|n| n.ends_with(".AlreadySubscribed")) => {}
+            Err(e) => return Err(e),
+        }
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_mut()
+            && same_conn(&c.conn, mgr.inner().connection())
+        {
+            c.subscribed = true;
+        }
+        Ok(())
+    }
+
+    async fn restart_inner(
+        &self,
+        unit: &str,
+        deadline: Instant,
+        started: Instant,
+    ) -> Result<RestartOutcome, SystemdError> {
+        let conn = self.connection().await?;
+        let before = self.status_on(&conn, unit, Some(deadline)).await?;
+        let mgr = self.manager(&conn).await?;
+        self.ensure_subscribed(&mgr, deadline).await?;
+        // the stream (its match rule) exists before the job does: no JobRemoved can be missed
+        let mut removed = self
+            .call(
+                || "AddMatch(JobRemoved)".to_string(),
+                Some(deadline),
+                mgr.receive_job_removed(),
+            )
+            .await?;
+        let job = self
+            .call(
+                || format!("RestartUnit({unit}, replace)"),
+                Some(deadline),
+                mgr.restart_unit(unit, "replace"),
+            )
+            .await
+            .map_err(|e| not_found_or(unit, e))?;
+        let job_str = job.as_str().to_string();
+        let wait = async {
+            while let Some(sig) = removed.next().await {
+                let Ok(args) = sig.args() else { continue };
+                if args.job().as_str() == job.as_str() {
+                    return Ok(JobResult::parse(args.result()));
+                }
+            }
+            Err(SystemdError::Protocol {
+                what: format!("the restart job {job_str} of {unit}"),
+                detail: "the bus connection closed before JobRemoved arrived".into(),
+            })
+        };
+        let result = match tokio::time::timeout_at(deadline, wait).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(SystemdError::Timeout {
+                    what: format!(
+                        "waiting for the restart job {job_str} of {unit} to finish (still running in systemd)"
+                    ),
+                    after: deadline - started,
+                });
+            }
+        };
+        drop(removed);
+        if result != JobResult::Done {
+            return Err(SystemdError::JobFailed {
+                unit: unit.to_string(),
+                job: job_str,
+                result,
+            });
+        }
+        // confirm: active, and a new run (InvocationID; ActiveEnterTimestamp on systemd < 232)
+        loop {
+            let now = self.status_on(&conn, unit, Some(deadline)).await?;
+            let new_run = match (&before.invocation_id, &now.invocation_id) {
+                (Some(a), Some(b)) => a != b,
+                (None, Some(_)) => true,
+                _ => now.active_enter > before.active_enter,
+            };
+            let state = format!("{}/{}", now.active_state, now.sub_state);
+            if now.is_active() && new_run {
+                return Ok(RestartOutcome {
+                    unit: unit.to_string(),
+                    job: job_str,
+                    result,
+                    before,
+                    after: now,
+                    elapsed: started.elapsed(),
+                });
+            }
+            // gone down again (crashed right after start-up, or stopped): no point waiting
+            let settled_bad = matches!(
+                now.active_state.as_str(),
+                "failed" | "inactive" | "deactivating"
+            ) || now.sub_state == "auto-restart";
+            let detail = if now.is_active() {
+                format!(
+                    "InvocationID still {}",
+                    now.invocation_id.as_deref().unwrap_or("unset")
+                )
+            } else {
+                format!("state {state} once the job was done")
+            };
+            if settled_bad || Instant::now() + self.opts.poll_interval >= deadline {
+                return Err(SystemdError::NotActiveAfterRestart {
+                    unit: unit.to_string(),
+                    state,
+                    detail,
+                });
+            }
+            tokio::time::sleep(self.opts.poll_interval).await;
+        }
+    }
+}
+
+/// Run a read-only call; on a dead connection, reconnect and run it once more.
+macro_rules! retry_read {
+    ($self:ident, $call:expr) => {
+        match $call.await {
+            Err(e) if $self.retry_after(&e).await => {
+                let r = $call.await;
+                if let Err(e) = &r {
+                    $self.on_error(e).await;
+                }
+                r
+            }
+            r => r,
+        }
+    };
+}
+
+impl Systemd for DbusSystemd {
+    fn unit_status<'a>(&'a self, unit: &'a str) -> SdFuture<'a, UnitStatus> {
+        Box::pin(async move { retry_read!(self, self.status_once(unit)) })
+    }
+
+    fn restart_unit<'a>(
+        &'a self,
+        unit: &'a str,
+        timeout: Duration,
+    ) -> SdFuture<'a, RestartOutcome> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let deadline = started + timeout;
+            // the outer deadline also covers connecting and our own bookkeeping
+            let r = match tokio::time::timeout_at(
+                deadline,
+                self.restart_inner(unit, deadline, started),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(SystemdError::Timeout {
+                    what: format!("restarting {unit}"),
+                    after: timeout,
+                }),
+            };
+            if let Err(e) = &r {
+                self.on_error(e).await;
+            }
+            r
+        })
+    }
+
+    fn manager_version(&self) -> SdFuture<'_, String> {
+        Box::pin(async move { retry_read!(self, self.version_once()) })
+    }
+
+    fn reboot(&self) -> SdFuture<'_, ()> {
+        Box::pin(async move {
+            let r = async {
+                let conn = self.connection().await?;
+                let login = Login1Proxy::builder(&conn)
+                    .cache_properties(CacheProperties::No)
+                    .build()
+                    .await
+                    .map_err(|source| SystemdError::Bus {
+                        what: "creating a login1 proxy".into(),
+                        source,
+                    })?;
+                match self
+                    .call(
+                        || "login1 Reboot(false)".to_string(),
+                        None,
+                        login.reboot(false),
+                    )
+                    .await
+                {
+                    Err(SystemdError::Bus { source, .. })
+                        if error_name(&source).is_some_and(|n| {
+                            n == "org.freedesktop.DBus.Error.ServiceUnknown"
+                                || n == "org.freedesktop.DBus.Error.NameHasNoOwner"
+                        }) =>
+                    {
+                        // no logind (minimal images): ask systemd directly, as logind would
+                        let mgr = self.manager(&conn).await?;
+                        self.call(
+                            || "StartUnit(reboot.target, replace-irreversibly)".to_string(),
+                            None,
+                            mgr.start_unit("reboot.target", "replace-irreversibly"),
+                        )
+                        .await
+                        .map(|_| ())
+                    }
+                    other => other,
+                }
+            }
+            .await;
+            if let Err(e) = &r {
+                self.on_error(e).await;
+            }
+            r
+        })
+    }
+
+    fn kill_unit_signal<'a>(&'a self, unit: &'a str, signal: Signal) -> SdFuture<'a, ()> {
+        Box::pin(async move {
+            let r = async {
+                let conn = self.connection().await?;
+                let mgr = self.manager(&conn).await?;
+                self.call(
+                    || format!("KillUnit({unit}, main, {})", signal.as_str()),
+                    None,
+                    mgr.kill_unit(unit, "main", signal as i32),
+                )
+                .await
+                .map_err(|e| match e {
+                    SystemdError::Bus { source, .. } if is_no_such_unit(&source) => {
+                        SystemdError::NotFound {
+                            unit: unit.to_string(),
+                        }
+                    }
+                    e => e,
+                })
+            }
+            .await;
+            if let Err(e) = &r {
+                self.on_error(e).await;
+            }
+            r
+        })
+    }
+
+    fn units_present<'a>(&'a self, units: &'a [&'a str]) -> SdFuture<'a, Vec<UnitPresence>> {
+        Box::pin(async move { retry_read!(self, self.presence_once(units)) })
+    }
+}
+
+fn same_conn(a: &Connection, b: &Connection) -> bool {
+    a.unique_name().is_some() && a.unique_name() == b.unique_name()
+}
+
+fn take_string(m: &mut HashMap<String, OwnedVariant>, key: &str) -> String {
+    m.remove(key)
+        .and_then(|v| String::try_from(v).ok())
+        .unwrap_or_default()
+}
+
+/// systemd timestamps are µs since the epoch, 0 = never.
+fn take_timestamp(m: &mut HashMap<String, OwnedVariant>, key: &str) -> Option<jiff::Timestamp> {
+    let us = m.remove(key).and_then(|v| u64::try_from(v).ok())?;
+    usec_to_timestamp(us)
+}
+
+fn usec_to_timestamp(us: u64) -> Option<jiff::Timestamp> {
+    if us == 0 {
+        return None;
+    }
+    jiff::Timestamp::from_microsecond(i64::try_from(us).ok()?).ok()
+}
+
+/// The D-Bus error name of a method error reply, if `e` is one.
+fn error_name(e: &zbus::Error) -> Option<String> {
+    use zbus::DBusError;
+    match e {
+        zbus::Error::MethodError(name, _, _) => Some(name.as_str().to_string()),
+        zbus::Error::FDO(f) => Some(f.name().as_str().to_string()),
+        _ => None,
+    }
+}
+
+fn is_no_such_unit(e: &zbus::Error) -> bool {
+    error_name(e).is_some_and(|n| n == "org.freedesktop.systemd1.NoSuchUnit")
+}
+
+fn is_transport_error(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::InputOutput(_) | zbus::Error::Handshake(_))
+}
+
+fn map_bus_error(what: String, e: zbus::Error, after: Duration) -> SystemdError {
+    match error_name(&e).as_deref() {
+        Some("org.freedesktop.DBus.Error.AccessDenied")
+        | Some("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired") => {
+            let message = match &e {
+                zbus::Error::MethodError(_, m, _) => m.clone().unwrap_or_default(),
+                other => other.to_string(),
+            };
+            SystemdError::PermissionDenied { what, message }
+        }
+        _ if matches!(&e, zbus::Error::InputOutput(io) if io.kind() == std::io::ErrorKind::TimedOut) => {
+            SystemdError::Timeout {
+                what: format!("no answer to {what}"),
+                after,
+            }
+        }
+        _ => SystemdError::Bus { what, source: e },
+    }
+}
+
+impl From<SystemdError> for super::ActError {
+    fn from(e: SystemdError) -> Self {
+        match e {
+            SystemdError::Timeout { what, after } => super::ActError::Timeout {
+                what,
+                after: crate::model::Dur::from_std(after),
+            },
+            e => super::ActError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Map `NoSuchUnit` from a job call (RestartUnit on a unit without a file) to
+/// [`SystemdError::NotFound`].
+fn not_found_or(unit: &str, e: SystemdError) -> SystemdError {
+    match e {
+        SystemdError::Bus { source, .. } if is_no_such_unit(&source) => SystemdError::NotFound {
+            unit: unit.to_string(),
+        },
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_results_round_trip() {
+        for s in [
+            "done",
+            "canceled",
+            "timeout",
+            "failed",
+            "dependency",
+            "skipped",
+            "weird",
+        ] {
+            assert_eq!(JobResult::parse(s).as_str(), s);
+        }
+        assert_eq!(JobResult::parse("failed"), JobResult::Failed);
+        assert_eq!(JobResult::parse("x"), JobResult::Other("x".into()));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(usec_to_timestamp(0), None);
+        let t = usec_to_timestamp(1_700_000_000_123_456).unwrap();
+        assert_eq!(t.as_microsecond(), 1_700_000_000_123_456);
+        assert_eq!(t.to_string(), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(usec_to_timestamp(u64::MAX), None);
+    }
+
+    #[test]
+    fn messages_read_on_their_own() {
+        let e = SystemdError::NotFound {
+            unit: "kubelet.service".into(),
+        };
+        assert_eq!(e.to_string(), "kubelet.service not found");
+        let e = SystemdError::JobFailed {
+            unit: "docker.service".into(),
+            job: "/org/freedesktop/systemd1/job/42".into(),
+            result: JobResult::Failed,
+        };
+        assert!(e.to_string().starts_with(
+            "restart of docker.service failed: systemd job /org/freedesktop/systemd1/job/42 finished with result 'failed'"
+        ));
+        let e = SystemdError::Timeout {
+            what: "restarting kubelet.service".into(),
+            after: Duration::from_secs(3),
+        };
+        assert_eq!(
+            e.to_string(),
+            "timed out after 3.0s: restarting kubelet.service"
+        );
+    }
+
+    #[test]
+    fn trait_is_dyn_compatible() {
+        fn takes(_: &dyn Systemd) {}
+        let s = DbusSystemd::new(DbusOptions::default());
+        takes(&s);
+    }
+}

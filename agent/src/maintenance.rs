@@ -1,0 +1,487 @@
+//! Planned maintenance: the impact report shown before any pod moves.
+//!
+//! Pure: it takes the objects (pods on the node, their owners, PDBs, PVs and
+//! PVCs) and returns a verdict per pod and overall. Fetching them is the
+//! caller's job, so the same analysis serves `maintenance plan`, `start` and
+//! the tests.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Serialize;
+
+/// Everything the analysis reads. Lists may hold objects of other namespaces/nodes.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterObjects {
+    pub node: String,
+    /// Pods on this node.
+    pub pods: Vec<Pod>,
+    /// Pods of the owners of this node's pods, on any node (to count replicas elsewhere).
+    pub related_pods: Vec<Pod>,
+    pub replica_sets: Vec<ReplicaSet>,
+    pub deployments: Vec<Deployment>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+    pub pvcs: Vec<PersistentVolumeClaim>,
+    pub pvs: Vec<PersistentVolume>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Stays on the node (DaemonSet, mirror pod) or is already finished.
+    Stays,
+    Safe,
+    Disruptive,
+    Blocked,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodImpact {
+    pub namespace: String,
+    pub name: String,
+    /// `Deployment/web`, `StatefulSet/db`, `DaemonSet/fluentd`, `Job/x`, `none`.
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+    /// Pods of the same owner on this node.
+    pub replicas_on_node: usize,
+    /// `name (disruptionsAllowed N)` for each PDB selecting the pod.
+    pub pdbs: Vec<String>,
+    /// Data that stays behind: `emptyDir cache`, `hostPath /var/x`, `local PV pv-1`.
+    pub local_data: Vec<String>,
+    pub grace_period_seconds: i64,
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImpactReport {
+    pub node: String,
+    pub verdict: Verdict,
+    pub pods: Vec<PodImpact>,
+    /// The longest termination grace period among pods that will move; `None` when a PDB blocks (unbounded).
+    pub longest_wait_seconds: Option<i64>,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Unmanaged pods may be deleted (`--force`).
+    pub force: bool,
+    /// Single-replica Deployments will be surged to 2 first (`--surge-single-replicas`).
+    pub surge_single_replicas: bool,
+}
+
+fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+fn controller(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(String, String)> {
+    meta.owner_references.as_ref().and_then(|refs| {
+        refs.iter()
+            .find(|r| r.controller == Some(true))
+            .or_else(|| refs.first())
+            .map(|r| (r.kind.clone(), r.name.clone()))
+    })
+}
+
+/// Whether a label selector matches `labels` (matchLabels and matchExpressions).
+pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    if let Some(ml) = &sel.match_labels
+        && !ml.iter().all(|(k, v)| labels.get(k) == Some(v))
+    {
+        return false;
+    }
+    if let Some(exprs) = &sel.match_expressions {
+        for e in exprs {
+            let val = labels.get(&e.key);
+            let values = e.values.clone().unwrap_or_default();
+            let ok = match e.operator.as_str() {
+                "In" => val.is_some_and(|v| values.contains(v)),
+                "NotIn" => !val.is_some_and(|v| values.contains(v)),
+                "Exists" => val.is_some(),
+                "DoesNotExist" => val.is_none(),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn is_finished(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+fn is_mirror(p: &Pod) -> bool {
+    p.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+}
+
+/// The top owner (Deployment over ReplicaSet) of a pod: (kind, name).
+fn top_owner(p: &Pod, objs: &ClusterObjects) -> Option<(String, String)> {
+    let (kind, name) = controller(&p.metadata)?;
+    if kind == "ReplicaSet" {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        if let Some(rs) = objs
+            .replica_sets
+            .iter()
+            .find(|r| ns_name(&r.metadata) == (ns.clone(), name.clone()))
+            && let Some((k, n)) = controller(&rs.metadata)
+            && k == "Deployment"
+        {
+            return Some((k, n));
+        }
+    }
+    Some((kind, name))
+}
+
+fn desired(kind: &str, ns: &str, name: &str, objs: &ClusterObjects) -> Option<i32> {
+    let key = (ns.to_string(), name.to_string());
+    match kind {
+        "Deployment" => objs
+            .deployments
+            .iter()
+            .find(|d| ns_name(&d.metadata) == key)
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
+        "StatefulSet" => objs
+            .stateful_sets
+            .iter()
+            .find(|d| ns_name(&d.metadata) == key)
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
+        "ReplicaSet" => objs
+            .replica_sets
+            .iter()
+            .find(|d| ns_name(&d.metadata) == key)
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
+        _ => None,
+    }
+}
+
+fn local_data(p: &Pod, objs: &ClusterObjects) -> Vec<String> {
+    let ns = p.metadata.namespace.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for v in p.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+        if v.empty_dir.is_some() {
+            out.push(format!("emptyDir {}", v.name));
+        }
+        if let Some(h) = &v.host_path {
+            out.push(format!("hostPath {}", h.path));
+        }
+        if let Some(claim) = &v.persistent_volume_claim {
+            let pv_name = objs
+                .pvcs
+                .iter()
+                .find(|c| ns_name(&c.metadata) == (ns.clone(), claim.claim_name.clone()))
+                .and_then(|c| c.spec.as_ref().and_then(|s| s.volume_name.clone()));
+            if let Some(pv) = pv_name.and_then(|n| objs.pvs.iter().find(|pv| pv.metadata.name.as_deref() == Some(n.as_str())))
+                && pv.spec.as_ref().is_some_and(|s| s.local.is_some() || s.host_path.is_some())
+            {
+                out.push(format!(
+                    "local PV {} (claim {})",
+                    pv.metadata.name.clone().unwrap_or_default(),
+                    claim.claim_name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Analyse what draining `objs.node` would do.
+pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
+    let mut pods = Vec::new();
+    for p in &objs.pods {
+        let (ns, name) = ns_name(&p.metadata);
+        let labels = p.metadata.labels.clone().unwrap_or_default();
+        let grace = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        let owner = top_owner(p, objs);
+        let owner_s = owner
+            .as_ref()
+            .map(|(k, n)| format!("{k}/{n}"))
+            .unwrap_or_else(|| "none".into());
+        let mut reasons = Vec::new();
+        let mut verdict = Verdict::Safe;
+
+        let pdbs: Vec<(String, i32)> = objs
+            .pdbs
+            .iter()
+            .filter(|b| b.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .filter(|b| {
+                b.spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .is_some_and(|sel| selector_matches(sel, &labels))
+            })
+            .map(|b| {
+                (
+                    b.metadata.name.clone().unwrap_or_default(),
+                    b.status.as_ref().map(|s| s.disruptions_allowed).unwrap_or(0),
+                )
+            })
+            .collect();
+
+        let (desired_replicas, on_node) = match &owner {
+            Some((k, n)) => {
+                let same = |q: &&Pod| {
+                    q.metadata.namespace.as_deref() == Some(ns.as_str()) && top_owner(q, objs).as_ref() == Some(&(k.clone(), n.clone()))
+                };
+                (desired(k, &ns, n, objs), objs.pods.iter().filter(same).count())
+            }
+            None => (None, 1),
+        };
+        let data = local_data(p, objs);
+
+        if is_mirror(p) {
+            verdict = Verdict::Stays;
+            reasons.push("mirror (static) pod: managed by the kubelet, stays".into());
+        } else if owner.as_ref().is_some_and(|(k, _)| k == "DaemonSet") {
+            verdict = Verdict::Stays;
+            reasons.push("DaemonSet pod: stays".into());
+        } else if is_finished(p) {
+            verdict = Verdict::Stays;
+            reasons.push("finished: removed without eviction".into());
+        } else {
+            if owner.is_none() {
+                if opts.force {
+                    verdict = verdict.max(Verdict::Disruptive);
+                    reasons.push("no controller: deleted for good (--force)".into());
+                } else {
+                    verdict = Verdict::Blocked;
+                    reasons.push("no controller: needs --force, and it will not come back".into());
+                }
+            }
+            for (b, allowed) in &pdbs {
+                if *allowed < 1 {
+                    verdict = Verdict::Blocked;
+                    reasons.push(format!("PodDisruptionBudget {b} allows no disruption now"));
+                }
+            }
+            if let Some(d) = desired_replicas {
+                if d <= 1 {
+                    let surged = opts.surge_single_replicas && owner.as_ref().is_some_and(|(k, _)| k == "Deployment");
+                    if surged {
+                        reasons.push("single replica: surged to 2 first (--surge-single-replicas)".into());
+                    } else {
+                        verdict = verdict.max(Verdict::Disruptive);
+                        reasons.push("single replica: unavailable until rescheduled".into());
+                    }
+                } else if on_node as i32 >= d {
+                    verdict = verdict.max(Verdict::Disruptive);
+                    reasons.push(format!("all {d} replicas run on this node"));
+                }
+            }
+            if !data.is_empty() {
+                verdict = verdict.max(Verdict::Disruptive);
+                reasons.push(format!("local data stays behind: {}", data.join(", ")));
+            }
+        }
+        pods.push(PodImpact {
+            namespace: ns,
+            name,
+            owner: owner_s,
+            desired_replicas,
+            replicas_on_node: on_node,
+            pdbs: pdbs.iter().map(|(b, a)| format!("{b} (disruptionsAllowed {a})")).collect(),
+            local_data: data,
+            grace_period_seconds: grace,
+            verdict,
+            reasons,
+        });
+    }
+    pods.sort_by(|a, b| b.verdict.cmp(&a.verdict).then(a.namespace.cmp(&b.namespace)).then(a.name.cmp(&b.name)));
+    let verdict = pods
+        .iter()
+        .map(|p| p.verdict)
+        .filter(|v| *v != Verdict::Stays)
+        .max()
+        .unwrap_or(Verdict::Safe);
+    let moving: Vec<&PodImpact> = pods.iter().filter(|p| p.verdict != Verdict::Stays).collect();
+    let longest_wait_seconds = if verdict == Verdict::Blocked {
+        None
+    } else {
+        Some(moving.iter().map(|p| p.grace_period_seconds).max().unwrap_or(0))
+    };
+    let count = |v: Verdict| pods.iter().filter(|p| p.verdict == v).count();
+    let summary = format!(
+        "{} pods: {} blocked, {} disruptive, {} safe, {} stay; longest expected wait {}",
+        pods.len(),
+        count(Verdict::Blocked),
+        count(Verdict::Disruptive),
+        count(Verdict::Safe),
+        count(Verdict::Stays),
+        match longest_wait_seconds {
+            Some(s) => format!("{s}s"),
+            None => "unbounded (blocked)".into(),
+        }
+    );
+    ImpactReport {
+        node: objs.node.clone(),
+        verdict,
+        pods,
+        longest_wait_seconds,
+        summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn owned(name: &str, kind: &str, owner: &str, labels: serde_json::Value) -> Pod {
+        pod(json!({
+            "metadata": {"name": name, "namespace": "default", "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c"}], "terminationGracePeriodSeconds": 45},
+            "status": {"phase": "Running"}
+        }))
+    }
+
+    fn objects() -> ClusterObjects {
+        let mut o = ClusterObjects {
+            node: "n1".into(),
+            ..Default::default()
+        };
+        // web: Deployment with 3 replicas, one here, PDB allows 1.
+        o.pods.push(owned("web-abc-1", "ReplicaSet", "web-abc", json!({"app": "web"})));
+        o.replica_sets.push(
+            serde_json::from_value(json!({"metadata": {"name": "web-abc", "namespace": "default",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d", "controller": true}]},
+                "spec": {"replicas": 3, "selector": {}}})).unwrap(),
+        );
+        o.deployments.push(
+            serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 3, "selector": {}, "template": {}}})).unwrap(),
+        );
+        o.pdbs.push(
+            serde_json::from_value(json!({"metadata": {"name": "web-pdb", "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}, "minAvailable": 2},
+                "status": {"disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3}})).unwrap(),
+        );
+        // solo: single-replica Deployment.
+        o.pods.push(owned("solo-x-1", "ReplicaSet", "solo-x", json!({"app": "solo"})));
+        o.replica_sets.push(
+            serde_json::from_value(json!({"metadata": {"name": "solo-x", "namespace": "default",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "solo", "uid": "d2", "controller": true}]},
+                "spec": {"replicas": 1, "selector": {}}})).unwrap(),
+        );
+        o.deployments.push(
+            serde_json::from_value(json!({"metadata": {"name": "solo", "namespace": "default"}, "spec": {"replicas": 1, "selector": {}, "template": {}}})).unwrap(),
+        );
+        // db: StatefulSet with a local PV; PDB at its limit.
+        let mut db = owned("db-0", "StatefulSet", "db", json!({"app": "db"}));
+        db.spec.as_mut().unwrap().volumes = Some(vec![
+            serde_json::from_value(json!({"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}})).unwrap(),
+        ]);
+        o.pods.push(db);
+        o.stateful_sets.push(
+            serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "default"}, "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "db"}})).unwrap(),
+        );
+        o.pvcs.push(
+            serde_json::from_value(json!({"metadata": {"name": "data-db-0", "namespace": "default"}, "spec": {"volumeName": "pv-local-1"}})).unwrap(),
+        );
+        o.pvs.push(
+            serde_json::from_value(json!({"metadata": {"name": "pv-local-1"}, "spec": {"local": {"path": "/mnt/disks/1"}}})).unwrap(),
+        );
+        o.pdbs.push(
+            serde_json::from_value(json!({"metadata": {"name": "db-pdb", "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": "db"}}, "maxUnavailable": 0},
+                "status": {"disruptionsAllowed": 0, "currentHealthy": 3, "desiredHealthy": 3, "expectedPods": 3}})).unwrap(),
+        );
+        // an unmanaged pod, a DaemonSet pod, a mirror pod.
+        o.pods.push(pod(json!({"metadata": {"name": "debug", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Running"}})));
+        o.pods.push(owned("fluentd-1", "DaemonSet", "fluentd", json!({})));
+        o.pods.push(pod(json!({"metadata": {"name": "kube-proxy-n1", "namespace": "kube-system",
+            "annotations": {"kubernetes.io/config.mirror": "x"}}, "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Running"}})));
+        o
+    }
+
+    fn find<'a>(r: &'a ImpactReport, name: &str) -> &'a PodImpact {
+        r.pods.iter().find(|p| p.name == name).unwrap()
+    }
+
+    #[test]
+    fn verdicts_per_pod_and_overall() {
+        let r = impact(&objects(), Options::default());
+        assert_eq!(r.verdict, Verdict::Blocked);
+        assert_eq!(r.longest_wait_seconds, None);
+        let web = find(&r, "web-abc-1");
+        assert_eq!(web.owner, "Deployment/web");
+        assert_eq!(web.verdict, Verdict::Safe, "{web:?}");
+        assert_eq!(web.pdbs, ["web-pdb (disruptionsAllowed 1)"]);
+        let solo = find(&r, "solo-x-1");
+        assert_eq!(solo.verdict, Verdict::Disruptive);
+        assert!(solo.reasons[0].contains("single replica"));
+        let db = find(&r, "db-0");
+        assert_eq!(db.verdict, Verdict::Blocked);
+        assert!(db.reasons.iter().any(|x| x.contains("db-pdb")), "{db:?}");
+        assert_eq!(db.local_data, ["local PV pv-local-1 (claim data-db-0)"]);
+        let debug = find(&r, "debug");
+        assert_eq!(debug.verdict, Verdict::Blocked);
+        assert!(debug.reasons[0].contains("--force"));
+        assert_eq!(find(&r, "fluentd-1").verdict, Verdict::Stays);
+        assert_eq!(find(&r, "kube-proxy-n1").verdict, Verdict::Stays);
+        assert!(r.summary.starts_with("6 pods: 2 blocked, 1 disruptive, 1 safe, 2 stay"), "{}", r.summary);
+        // Blocked first in the listing.
+        assert_eq!(r.pods[0].verdict, Verdict::Blocked);
+    }
+
+    #[test]
+    fn force_and_surge_change_the_verdicts() {
+        let mut o = objects();
+        o.pdbs.retain(|p| p.metadata.name.as_deref() != Some("db-pdb"));
+        let r = impact(&o, Options { force: true, surge_single_replicas: true });
+        assert_eq!(find(&r, "debug").verdict, Verdict::Disruptive);
+        assert_eq!(find(&r, "solo-x-1").verdict, Verdict::Safe);
+        assert_eq!(find(&r, "db-0").verdict, Verdict::Disruptive, "local data");
+        assert_eq!(r.verdict, Verdict::Disruptive);
+        assert_eq!(r.longest_wait_seconds, Some(45));
+    }
+
+    #[test]
+    fn all_replicas_on_this_node_is_disruptive() {
+        let mut o = objects();
+        o.pods.push(owned("web-abc-2", "ReplicaSet", "web-abc", json!({"app": "web"})));
+        o.pods.push(owned("web-abc-3", "ReplicaSet", "web-abc", json!({"app": "web"})));
+        let r = impact(&o, Options::default());
+        let web = find(&r, "web-abc-1");
+        assert_eq!(web.replicas_on_node, 3);
+        assert_eq!(web.verdict, Verdict::Disruptive);
+        assert!(web.reasons.iter().any(|x| x.contains("all 3 replicas")));
+    }
+
+    #[test]
+    fn label_selector_expressions() {
+        let sel: LabelSelector = serde_json::from_value(json!({"matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["a", "b"]},
+            {"key": "canary", "operator": "DoesNotExist"}]})).unwrap();
+        let l = |v: serde_json::Value| serde_json::from_value::<BTreeMap<String, String>>(v).unwrap();
+        assert!(selector_matches(&sel, &l(json!({"tier": "a"}))));
+        assert!(!selector_matches(&sel, &l(json!({"tier": "c"}))));
+        assert!(!selector_matches(&sel, &l(json!({"tier": "a", "canary": "1"}))));
+    }
+}
