@@ -5,6 +5,8 @@
 //! implements it by recording (`crate::dryrun`); tests implement it with fakes.
 //! Every implementation must bound every call in time.
 
+pub mod exec;
+pub mod real;
 pub mod testing;
 
 use std::future::Future;

@@ -11,6 +11,9 @@ re-read on every request and at start-up:
                 hang        accept + read the request, never answer
                 hang-accept stop accepting connections (the listen backlog fills up; a
                             client's connect either queues or fails with EAGAIN)
+                hang-until-restart  like hang, until the service is restarted: the
+                            next start writes "ok" to the mode file (a fault that a
+                            restart fixes, as the runbook's first rung expects)
                 start-fail  exit 1 right at start-up (the start job fails)
                 start-hang  never send READY=1 and never listen (start job times out)
   kubelet.pleg  on          every second, log a real-format kubelet "PLEG is not healthy"
@@ -108,7 +111,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def serve(self, head=False):
         m = mode()
         info(f"{self.command} {self.path} mode={m}")
-        if m in ("hang", "hang-accept"):
+        if m in ("hang", "hang-accept", "hang-until-restart"):
             time.sleep(86400)
             return
         if m != "ok":
@@ -223,7 +226,7 @@ def pleg_loop():
     threshold = go_duration(180 * 10**9)
     while True:
         time.sleep(1)
-        if read_ctl("kubelet.pleg", "off") != "on":
+        if read_ctl("kubelet.pleg", "off") not in ("on", "until-restart"):
             since = None
             continue
         if since is None:
@@ -277,6 +280,16 @@ signal.signal(signal.SIGUSR1, on_usr1)
 
 m = mode()
 info(f"starting (mode={m})")
+if m == "hang-until-restart":
+    # The restart fixed it.
+    with open(f"{CTL}/{NAME}.mode", "w") as f:
+        f.write("ok\n")
+    info("hang-until-restart: fixed by this restart, mode is now ok")
+    m = "ok"
+if NAME == "kubelet" and read_ctl("kubelet.pleg", "off") == "until-restart":
+    with open(f"{CTL}/kubelet.pleg", "w") as f:
+        f.write("off\n")
+    info("PLEG lines until-restart: fixed by this restart")
 if NAME == "chronyd":
     log("chronyd version 4.3 starting (+CMDMON +NTP +REFCLOCK +RTC +PRIVDROP +SCFILTER +SIGND +ASYNCDNS +NTS +SECHASH +IPV6 -DEBUG)")
 if m == "start-fail":

@@ -1,0 +1,150 @@
+//! The `exec` runbook action: a command with no shell, under a deadline.
+//!
+//! The child runs in its own process group so that a timeout kills the whole
+//! tree it started, not only the first process. Output is kept to its last
+//! lines for the ledger and the Event.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use super::ActError;
+use crate::model::Dur;
+
+const KEEP_BYTES: usize = 2048;
+
+/// Run `argv` (absolute `argv[0]`, no shell) and wait at most `timeout`.
+/// Exit 0 → Ok with a one-line summary; anything else → `ActError`.
+pub async fn run(argv: &[String], timeout: Dur) -> Result<String, ActError> {
+    let Some((prog, args)) = argv.split_first() else {
+        return Err(ActError::Failed("exec: empty argv".into()));
+    };
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| ActError::Failed(format!("exec {prog}: cannot start: {e}")))?;
+    let pgid = child.id();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let read_all = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let (a, b) = tokio::join!(
+            async {
+                if let Some(s) = stdout.as_mut() {
+                    let _ = s.read_to_end(&mut out).await;
+                }
+            },
+            async {
+                if let Some(s) = stderr.as_mut() {
+                    let _ = s.read_to_end(&mut err).await;
+                }
+            }
+        );
+        let ((), ()) = (a, b);
+        (out, err)
+    };
+    let waited = tokio::time::timeout(timeout.std(), async {
+        let (out, err) = read_all.await;
+        let status = child.wait().await;
+        (status, out, err)
+    })
+    .await;
+    match waited {
+        Err(_) => {
+            if let Some(pid) = pgid {
+                // Kill the whole group the command started.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            Err(ActError::Timeout {
+                what: format!("exec {}", argv.join(" ")),
+                after: timeout,
+            })
+        }
+        Ok((Err(e), _, _)) => Err(ActError::Failed(format!("exec {prog}: wait failed: {e}"))),
+        Ok((Ok(status), out, err)) => {
+            let tail = tail(&out, &err);
+            if status.success() {
+                Ok(format!("{prog} exited 0{tail}"))
+            } else {
+                Err(ActError::Failed(format!("{prog} {status}{tail}")))
+            }
+        }
+    }
+}
+
+fn tail(out: &[u8], err: &[u8]) -> String {
+    let pick = if err.iter().any(|b| !b.is_ascii_whitespace()) { err } else { out };
+    let start = pick.len().saturating_sub(KEEP_BYTES);
+    let s = String::from_utf8_lossy(&pick[start..]);
+    let last: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
+    if last.is_empty() {
+        String::new()
+    } else {
+        let mut v: Vec<&str> = last;
+        v.reverse();
+        format!(": {}", v.join(" | "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn success_and_failure_are_reported_with_output() {
+        let ok = run(&argv(&["/bin/sh", "-c", "echo upgraded; echo done"]), Dur::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(ok, "/bin/sh exited 0: upgraded | done");
+        let e = run(&argv(&["/bin/sh", "-c", "echo nope >&2; exit 3"]), Dur::from_secs(10))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("exit status: 3: nope"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_hung_command_and_its_children_are_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("child.pid");
+        let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
+        let e = run(&argv(&["/bin/sh", "-c", &script]), Dur::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ActError::Timeout { .. }), "{e}");
+        let pid: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        // The grandchild dies with the group (signal delivery is asynchronous: wait for it).
+        let dead = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z")
+        };
+        for _ in 0..100 {
+            if dead() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(dead(), "grandchild {pid} survived the deadline");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_a_clear_error() {
+        let e = run(&argv(&["/nonexistent/fix"]), Dur::from_secs(1)).await.unwrap_err();
+        assert!(e.to_string().contains("cannot start"), "{e}");
+    }
+}
