@@ -190,7 +190,8 @@ impl Actuators for SimActuators {
         ))
     }
     async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
-        self.advance(Dur::from_secs(60));
+        // Assume a drain takes a minute, or its whole deadline if that is shorter.
+        self.advance(spec.timeout.min(Dur::from_secs(60)));
         Ok(format!(
             "evict this node's pods through pods/eviction (PDBs respected), deadline {}{}",
             spec.timeout,

@@ -19,8 +19,6 @@ pub struct ClusterObjects {
     pub node: String,
     /// Pods on this node.
     pub pods: Vec<Pod>,
-    /// Pods of the owners of this node's pods, on any node (to count replicas elsewhere).
-    pub related_pods: Vec<Pod>,
     pub replica_sets: Vec<ReplicaSet>,
     pub deployments: Vec<Deployment>,
     pub stateful_sets: Vec<StatefulSet>,
@@ -484,4 +482,73 @@ mod tests {
         assert!(!selector_matches(&sel, &l(json!({"tier": "c"}))));
         assert!(!selector_matches(&sel, &l(json!({"tier": "a", "canary": "1"}))));
     }
+}
+
+/// Errors reading the cluster for the impact report.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("the API server did not answer {what} within {secs}s")]
+    Timeout { what: String, secs: u64 },
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Read what `impact` needs for `node`, each call under `deadline`: the node's
+/// pods, their owners (ReplicaSet → Deployment, StatefulSet), the PDBs of the
+/// namespaces involved, and the PVCs/PVs the pods mount. Namespaced lists are limited to the namespaces the node's pods use.
+pub async fn fetch(client: &kube::Client, node: &str, deadline: std::time::Duration) -> Result<ClusterObjects, FetchError> {
+    use kube::api::{Api, ListParams};
+    use std::collections::BTreeSet;
+
+    async fn call<T>(what: String, deadline: std::time::Duration, f: impl std::future::Future<Output = Result<T, kube::Error>>) -> Result<T, FetchError> {
+        match tokio::time::timeout(deadline, f).await {
+            Err(_) => Err(FetchError::Timeout {
+                what,
+                secs: deadline.as_secs(),
+            }),
+            Ok(Err(source)) => Err(FetchError::Api { what, source }),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    let pods_api: Api<Pod> = Api::all(client.clone());
+    let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    let pods = call(format!("list pods on {node}"), deadline, pods_api.list(&lp)).await?.items;
+    let namespaces: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.namespace.clone()).collect();
+    let mut objs = ClusterObjects {
+        node: node.to_string(),
+        pods,
+        ..Default::default()
+    };
+    for ns in &namespaces {
+        let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+        let dep: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+        let pdb: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+        let pvc: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let lp = ListParams::default();
+        objs.replica_sets.extend(call(format!("list replicasets in {ns}"), deadline, rs.list(&lp)).await?.items);
+        objs.deployments.extend(call(format!("list deployments in {ns}"), deadline, dep.list(&lp)).await?.items);
+        objs.stateful_sets.extend(call(format!("list statefulsets in {ns}"), deadline, sts.list(&lp)).await?.items);
+        objs.pdbs.extend(call(format!("list poddisruptionbudgets in {ns}"), deadline, pdb.list(&lp)).await?.items);
+        objs.pvcs.extend(call(format!("list persistentvolumeclaims in {ns}"), deadline, pvc.list(&lp)).await?.items);
+    }
+    let wanted: BTreeSet<String> = objs
+        .pvcs
+        .iter()
+        .filter_map(|c| c.spec.as_ref().and_then(|s| s.volume_name.clone()))
+        .collect();
+    if !wanted.is_empty() {
+        let pv: Api<PersistentVolume> = Api::all(client.clone());
+        for name in wanted {
+            if let Some(v) = call(format!("get persistentvolume {name}"), deadline, pv.get_opt(&name)).await? {
+                objs.pvs.push(v);
+            }
+        }
+    }
+    Ok(objs)
 }
