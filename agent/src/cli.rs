@@ -31,12 +31,22 @@ pub struct Args {
     /// Output format
     #[arg(long, short = 'o', global = true, value_enum)]
     output: Option<Output>,
+    /// Log format (logs go to stderr or journald; `RUST_LOG` sets the level)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "NODEWARDEN_LOG_FORMAT"
+    )]
+    log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Output {
+    #[value(alias = "table")]
     Text,
     Json,
     Yaml,
@@ -46,6 +56,8 @@ enum Output {
 enum Command {
     /// Show what the agent would do, step by step, without doing anything.
     DryRun(DryRunArgs),
+    /// Run every probe once and show each problem's verdict, evidence and timing.
+    Check,
     /// Check or print the runbook.
     #[command(subcommand)]
     Runbook(RunbookCmd),
@@ -120,6 +132,9 @@ fn config(args: &Args, default_output: Output) -> Result<Config> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(note) = crate::logging::init(args.log_format, "warn") {
+        eprintln!("nodewarden: {note}");
+    }
     match &args.command {
         Command::Runbook(RunbookCmd::Validate { file }) => validate(&args, file.as_deref()),
         Command::Runbook(RunbookCmd::Show) => {
@@ -135,6 +150,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Command::DryRun(d) => dry_run(&args, d),
         Command::Status => status(&args),
+        Command::Check => check(&args),
     }
 }
 
@@ -242,27 +258,54 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
     if let Some(n) = ledger_note {
         notes.push(n);
     }
-    if assumptions.is_empty() {
-        notes.push(
-            "no --assume given: live probes are not wired into dry-run yet, so it plans with no failing problems; pass --assume PROBLEM to walk the ladder".into(),
-        );
-    }
-    let node = assumed_node_facts(&cfg.runbook.runbook);
-    let timeline = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(
-            DryRun {
-                runbook: &cfg.runbook.runbook,
-                ledger,
-                assumptions,
-                cluster,
-                node,
-                now,
+        .context("cannot start the async runtime")?;
+    let mut assumptions = assumptions;
+    let node = if assumptions.is_empty() {
+        // no --assume: plan from one live look at this node
+        let (obs, facts) = rt.block_on(nodewarden::probe::look_once(
+            &cfg.runbook.runbook,
+            &nodewarden::probe::ProbeEnv::default(),
+        ));
+        for o in &obs {
+            if o.verdict == nodewarden::health::Verdict::Failing {
+                assumptions.push(Assumption {
+                    problem: o.problem,
+                    ago: Dur::ZERO,
+                });
             }
-            .run(),
-        );
+            notes.push(format!(
+                "live probe {}: {} — {}",
+                o.problem,
+                serde_json::to_value(o.verdict)?.as_str().unwrap_or("?"),
+                o.summary
+            ));
+        }
+        if assumptions.is_empty() {
+            notes.push("no --assume given and no live probe fails: nothing to plan; pass --assume PROBLEM to walk the ladder".into());
+        } else {
+            notes.push("failing live probes are assumed to keep failing from now on".into());
+        }
+        if facts.units.is_none() {
+            notes.push("systemd could not be asked which units exist".into());
+        }
+        facts
+    } else {
+        assumed_node_facts(&cfg.runbook.runbook)
+    };
+    let timeline = rt.block_on(
+        DryRun {
+            runbook: &cfg.runbook.runbook,
+            ledger,
+            assumptions,
+            cluster,
+            node,
+            now,
+        }
+        .run(),
+    );
     match cfg.output {
         Output::Json => {
             let v = serde_json::json!({
@@ -285,6 +328,70 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// `check`: every probe once; exit 0 healthy (or unknown), 1 a problem, 2 an error.
+fn check(args: &Args) -> Result<ExitCode> {
+    let cfg = config(args, Output::Text)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (obs, facts) = rt.block_on(nodewarden::probe::look_once(
+        &cfg.runbook.runbook,
+        &nodewarden::probe::ProbeEnv::default(),
+    ));
+    let failing = obs
+        .iter()
+        .any(|o| o.verdict == nodewarden::health::Verdict::Failing);
+    if cfg.output == Output::Json || cfg.output == Output::Yaml {
+        let v = serde_json::json!({
+            "runbook": cfg.runbook.source,
+            "healthy": !failing,
+            "observations": obs,
+            "nodeFacts": facts,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("runbook: {}", cfg.runbook);
+        println!("{:<30} {:<8} {:>8}  SUMMARY", "PROBLEM", "VERDICT", "TOOK");
+        for o in &obs {
+            let verdict = serde_json::to_value(o.verdict)?;
+            println!(
+                "{:<30} {:<8} {:>8}  {}",
+                o.problem.as_str(),
+                verdict.as_str().unwrap_or("?"),
+                o.took.to_string(),
+                o.summary
+            );
+            for (k, v) in &o.evidence {
+                println!("{:<30}   {k}: {v}", "");
+            }
+        }
+        let skipped: Vec<&str> = nodewarden::model::Problem::ALL
+            .iter()
+            .filter(|p| !obs.iter().any(|o| o.problem == **p))
+            .map(|p| p.as_str())
+            .collect();
+        if !skipped.is_empty() {
+            println!("disabled in the runbook: {}", skipped.join(", "));
+        }
+        println!(
+            "node: boot {}, runtime unit {}, units {}",
+            facts.boot_id.as_deref().unwrap_or("unknown"),
+            facts.runtime_unit.as_deref().unwrap_or("not detected"),
+            match &facts.units {
+                Some(u) if u.is_empty() => "none of the runbook's units exist".to_string(),
+                Some(u) => u.keys().cloned().collect::<Vec<_>>().join(", "),
+                None => "unknown (systemd could not be asked)".to_string(),
+            }
+        );
+    }
+    Ok(if failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

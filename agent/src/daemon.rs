@@ -54,7 +54,10 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
         if let Some(boot) = boot_id
             && ledger.reconcile_boot(boot, now)
         {
-            tracing::info!(boot_id = boot, "reboot confirmed: the node came back with a new boot ID");
+            tracing::info!(
+                boot_id = boot,
+                "reboot confirmed: the node came back with a new boot ID"
+            );
             store.save(&ledger).map_err(LedgerWriteError)?;
         }
         if let Some(ep) = &ledger.episode {
@@ -126,7 +129,11 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
     }
 
     /// Evaluate health, plan, carry the decision out. Logs one line when the decision changes.
-    pub async fn tick(&mut self, cluster: &ClusterView, facts: &NodeFacts) -> Result<Tick, LedgerWriteError> {
+    pub async fn tick(
+        &mut self,
+        cluster: &ClusterView,
+        facts: &NodeFacts,
+    ) -> Result<Tick, LedgerWriteError> {
         let now = self.clock.now();
         let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
         let decision = plan(&Inputs {
@@ -144,7 +151,15 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             self.last = Some(text);
         }
         let active: BTreeSet<Problem> = findings.active_set();
-        let executed = execute(&decision, &active, &mut self.ledger, &self.act, &self.store, &self.clock).await?;
+        let executed = execute(
+            &decision,
+            &active,
+            &mut self.ledger,
+            &self.act,
+            &self.store,
+            &self.clock,
+        )
+        .await?;
         for d in &executed.done {
             tracing::info!(decision = decision.name(), done = %d, "carried out");
         }

@@ -5,6 +5,8 @@
 //! ledger + runbook + cluster view + `now` into one decision, and the
 //! executor carries it out through actuator traits.
 
+#![deny(unsafe_code)]
+
 pub mod act;
 pub mod daemon;
 pub mod dryrun;
@@ -16,4 +18,8 @@ pub mod model;
 pub mod notify;
 pub mod plan;
 pub mod probe;
+pub mod report;
 pub mod runbook;
+/// The only `unsafe` in the crate (adjtimex); see the module's safety notes.
+#[allow(unsafe_code)]
+pub mod sys;

@@ -83,7 +83,9 @@ fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) ->
     )
 }
 
-fn controller(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(String, String)> {
+fn controller(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<(String, String)> {
     meta.owner_references.as_ref().and_then(|refs| {
         refs.iter()
             .find(|r| r.controller == Some(true))
@@ -175,7 +177,13 @@ fn desired(kind: &str, ns: &str, name: &str, objs: &ClusterObjects) -> Option<i3
 fn local_data(p: &Pod, objs: &ClusterObjects) -> Vec<String> {
     let ns = p.metadata.namespace.clone().unwrap_or_default();
     let mut out = Vec::new();
-    for v in p.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+    for v in p
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+    {
         if v.empty_dir.is_some() {
             out.push(format!("emptyDir {}", v.name));
         }
@@ -188,8 +196,14 @@ fn local_data(p: &Pod, objs: &ClusterObjects) -> Vec<String> {
                 .iter()
                 .find(|c| ns_name(&c.metadata) == (ns.clone(), claim.claim_name.clone()))
                 .and_then(|c| c.spec.as_ref().and_then(|s| s.volume_name.clone()));
-            if let Some(pv) = pv_name.and_then(|n| objs.pvs.iter().find(|pv| pv.metadata.name.as_deref() == Some(n.as_str())))
-                && pv.spec.as_ref().is_some_and(|s| s.local.is_some() || s.host_path.is_some())
+            if let Some(pv) = pv_name.and_then(|n| {
+                objs.pvs
+                    .iter()
+                    .find(|pv| pv.metadata.name.as_deref() == Some(n.as_str()))
+            }) && pv
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.local.is_some() || s.host_path.is_some())
             {
                 out.push(format!(
                     "local PV {} (claim {})",
@@ -234,7 +248,10 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
             .map(|b| {
                 (
                     b.metadata.name.clone().unwrap_or_default(),
-                    b.status.as_ref().map(|s| s.disruptions_allowed).unwrap_or(0),
+                    b.status
+                        .as_ref()
+                        .map(|s| s.disruptions_allowed)
+                        .unwrap_or(0),
                 )
             })
             .collect();
@@ -242,9 +259,13 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
         let (desired_replicas, on_node) = match &owner {
             Some((k, n)) => {
                 let same = |q: &&Pod| {
-                    q.metadata.namespace.as_deref() == Some(ns.as_str()) && top_owner(q, objs).as_ref() == Some(&(k.clone(), n.clone()))
+                    q.metadata.namespace.as_deref() == Some(ns.as_str())
+                        && top_owner(q, objs).as_ref() == Some(&(k.clone(), n.clone()))
                 };
-                (desired(k, &ns, n, objs), objs.pods.iter().filter(same).count())
+                (
+                    desired(k, &ns, n, objs),
+                    objs.pods.iter().filter(same).count(),
+                )
             }
             None => (None, 1),
         };
@@ -277,9 +298,12 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
             }
             if let Some(d) = desired_replicas {
                 if d <= 1 {
-                    let surged = opts.surge_single_replicas && owner.as_ref().is_some_and(|(k, _)| k == "Deployment");
+                    let surged = opts.surge_single_replicas
+                        && owner.as_ref().is_some_and(|(k, _)| k == "Deployment");
                     if surged {
-                        reasons.push("single replica: surged to 2 first (--surge-single-replicas)".into());
+                        reasons.push(
+                            "single replica: surged to 2 first (--surge-single-replicas)".into(),
+                        );
                     } else {
                         verdict = verdict.max(Verdict::Disruptive);
                         reasons.push("single replica: unavailable until rescheduled".into());
@@ -300,25 +324,42 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
             owner: owner_s,
             desired_replicas,
             replicas_on_node: on_node,
-            pdbs: pdbs.iter().map(|(b, a)| format!("{b} (disruptionsAllowed {a})")).collect(),
+            pdbs: pdbs
+                .iter()
+                .map(|(b, a)| format!("{b} (disruptionsAllowed {a})"))
+                .collect(),
             local_data: data,
             grace_period_seconds: grace,
             verdict,
             reasons,
         });
     }
-    pods.sort_by(|a, b| b.verdict.cmp(&a.verdict).then(a.namespace.cmp(&b.namespace)).then(a.name.cmp(&b.name)));
+    pods.sort_by(|a, b| {
+        b.verdict
+            .cmp(&a.verdict)
+            .then(a.namespace.cmp(&b.namespace))
+            .then(a.name.cmp(&b.name))
+    });
     let verdict = pods
         .iter()
         .map(|p| p.verdict)
         .filter(|v| *v != Verdict::Stays)
         .max()
         .unwrap_or(Verdict::Safe);
-    let moving: Vec<&PodImpact> = pods.iter().filter(|p| p.verdict != Verdict::Stays).collect();
+    let moving: Vec<&PodImpact> = pods
+        .iter()
+        .filter(|p| p.verdict != Verdict::Stays)
+        .collect();
     let longest_wait_seconds = if verdict == Verdict::Blocked {
         None
     } else {
-        Some(moving.iter().map(|p| p.grace_period_seconds).max().unwrap_or(0))
+        Some(
+            moving
+                .iter()
+                .map(|p| p.grace_period_seconds)
+                .max()
+                .unwrap_or(0),
+        )
     };
     let count = |v: Verdict| pods.iter().filter(|p| p.verdict == v).count();
     let summary = format!(
@@ -366,7 +407,12 @@ mod tests {
             ..Default::default()
         };
         // web: Deployment with 3 replicas, one here, PDB allows 1.
-        o.pods.push(owned("web-abc-1", "ReplicaSet", "web-abc", json!({"app": "web"})));
+        o.pods.push(owned(
+            "web-abc-1",
+            "ReplicaSet",
+            "web-abc",
+            json!({"app": "web"}),
+        ));
         o.replica_sets.push(
             serde_json::from_value(json!({"metadata": {"name": "web-abc", "namespace": "default",
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d", "controller": true}]},
@@ -381,7 +427,12 @@ mod tests {
                 "status": {"disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3}})).unwrap(),
         );
         // solo: single-replica Deployment.
-        o.pods.push(owned("solo-x-1", "ReplicaSet", "solo-x", json!({"app": "solo"})));
+        o.pods.push(owned(
+            "solo-x-1",
+            "ReplicaSet",
+            "solo-x",
+            json!({"app": "solo"}),
+        ));
         o.replica_sets.push(
             serde_json::from_value(json!({"metadata": {"name": "solo-x", "namespace": "default",
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "solo", "uid": "d2", "controller": true}]},
@@ -393,7 +444,10 @@ mod tests {
         // db: StatefulSet with a local PV; PDB at its limit.
         let mut db = owned("db-0", "StatefulSet", "db", json!({"app": "db"}));
         db.spec.as_mut().unwrap().volumes = Some(vec![
-            serde_json::from_value(json!({"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}})).unwrap(),
+            serde_json::from_value(
+                json!({"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}),
+            )
+            .unwrap(),
         ]);
         o.pods.push(db);
         o.stateful_sets.push(
@@ -412,7 +466,8 @@ mod tests {
         );
         // an unmanaged pod, a DaemonSet pod, a mirror pod.
         o.pods.push(pod(json!({"metadata": {"name": "debug", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Running"}})));
-        o.pods.push(owned("fluentd-1", "DaemonSet", "fluentd", json!({})));
+        o.pods
+            .push(owned("fluentd-1", "DaemonSet", "fluentd", json!({})));
         o.pods.push(pod(json!({"metadata": {"name": "kube-proxy-n1", "namespace": "kube-system",
             "annotations": {"kubernetes.io/config.mirror": "x"}}, "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Running"}})));
         o
@@ -443,7 +498,12 @@ mod tests {
         assert!(debug.reasons[0].contains("--force"));
         assert_eq!(find(&r, "fluentd-1").verdict, Verdict::Stays);
         assert_eq!(find(&r, "kube-proxy-n1").verdict, Verdict::Stays);
-        assert!(r.summary.starts_with("6 pods: 2 blocked, 1 disruptive, 1 safe, 2 stay"), "{}", r.summary);
+        assert!(
+            r.summary
+                .starts_with("6 pods: 2 blocked, 1 disruptive, 1 safe, 2 stay"),
+            "{}",
+            r.summary
+        );
         // Blocked first in the listing.
         assert_eq!(r.pods[0].verdict, Verdict::Blocked);
     }
@@ -451,8 +511,15 @@ mod tests {
     #[test]
     fn force_and_surge_change_the_verdicts() {
         let mut o = objects();
-        o.pdbs.retain(|p| p.metadata.name.as_deref() != Some("db-pdb"));
-        let r = impact(&o, Options { force: true, surge_single_replicas: true });
+        o.pdbs
+            .retain(|p| p.metadata.name.as_deref() != Some("db-pdb"));
+        let r = impact(
+            &o,
+            Options {
+                force: true,
+                surge_single_replicas: true,
+            },
+        );
         assert_eq!(find(&r, "debug").verdict, Verdict::Disruptive);
         assert_eq!(find(&r, "solo-x-1").verdict, Verdict::Safe);
         assert_eq!(find(&r, "db-0").verdict, Verdict::Disruptive, "local data");
@@ -463,8 +530,18 @@ mod tests {
     #[test]
     fn all_replicas_on_this_node_is_disruptive() {
         let mut o = objects();
-        o.pods.push(owned("web-abc-2", "ReplicaSet", "web-abc", json!({"app": "web"})));
-        o.pods.push(owned("web-abc-3", "ReplicaSet", "web-abc", json!({"app": "web"})));
+        o.pods.push(owned(
+            "web-abc-2",
+            "ReplicaSet",
+            "web-abc",
+            json!({"app": "web"}),
+        ));
+        o.pods.push(owned(
+            "web-abc-3",
+            "ReplicaSet",
+            "web-abc",
+            json!({"app": "web"}),
+        ));
         let r = impact(&o, Options::default());
         let web = find(&r, "web-abc-1");
         assert_eq!(web.replicas_on_node, 3);
@@ -476,11 +553,16 @@ mod tests {
     fn label_selector_expressions() {
         let sel: LabelSelector = serde_json::from_value(json!({"matchExpressions": [
             {"key": "tier", "operator": "In", "values": ["a", "b"]},
-            {"key": "canary", "operator": "DoesNotExist"}]})).unwrap();
-        let l = |v: serde_json::Value| serde_json::from_value::<BTreeMap<String, String>>(v).unwrap();
+            {"key": "canary", "operator": "DoesNotExist"}]}))
+        .unwrap();
+        let l =
+            |v: serde_json::Value| serde_json::from_value::<BTreeMap<String, String>>(v).unwrap();
         assert!(selector_matches(&sel, &l(json!({"tier": "a"}))));
         assert!(!selector_matches(&sel, &l(json!({"tier": "c"}))));
-        assert!(!selector_matches(&sel, &l(json!({"tier": "a", "canary": "1"}))));
+        assert!(!selector_matches(
+            &sel,
+            &l(json!({"tier": "a", "canary": "1"}))
+        ));
     }
 }
 
@@ -500,11 +582,19 @@ pub enum FetchError {
 /// Read what `impact` needs for `node`, each call under `deadline`: the node's
 /// pods, their owners (ReplicaSet → Deployment, StatefulSet), the PDBs of the
 /// namespaces involved, and the PVCs/PVs the pods mount. Namespaced lists are limited to the namespaces the node's pods use.
-pub async fn fetch(client: &kube::Client, node: &str, deadline: std::time::Duration) -> Result<ClusterObjects, FetchError> {
+pub async fn fetch(
+    client: &kube::Client,
+    node: &str,
+    deadline: std::time::Duration,
+) -> Result<ClusterObjects, FetchError> {
     use kube::api::{Api, ListParams};
     use std::collections::BTreeSet;
 
-    async fn call<T>(what: String, deadline: std::time::Duration, f: impl std::future::Future<Output = Result<T, kube::Error>>) -> Result<T, FetchError> {
+    async fn call<T>(
+        what: String,
+        deadline: std::time::Duration,
+        f: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, FetchError> {
         match tokio::time::timeout(deadline, f).await {
             Err(_) => Err(FetchError::Timeout {
                 what,
@@ -517,8 +607,13 @@ pub async fn fetch(client: &kube::Client, node: &str, deadline: std::time::Durat
 
     let pods_api: Api<Pod> = Api::all(client.clone());
     let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
-    let pods = call(format!("list pods on {node}"), deadline, pods_api.list(&lp)).await?.items;
-    let namespaces: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.namespace.clone()).collect();
+    let pods = call(format!("list pods on {node}"), deadline, pods_api.list(&lp))
+        .await?
+        .items;
+    let namespaces: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.namespace.clone())
+        .collect();
     let mut objs = ClusterObjects {
         node: node.to_string(),
         pods,
@@ -531,11 +626,43 @@ pub async fn fetch(client: &kube::Client, node: &str, deadline: std::time::Durat
         let pdb: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
         let pvc: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
         let lp = ListParams::default();
-        objs.replica_sets.extend(call(format!("list replicasets in {ns}"), deadline, rs.list(&lp)).await?.items);
-        objs.deployments.extend(call(format!("list deployments in {ns}"), deadline, dep.list(&lp)).await?.items);
-        objs.stateful_sets.extend(call(format!("list statefulsets in {ns}"), deadline, sts.list(&lp)).await?.items);
-        objs.pdbs.extend(call(format!("list poddisruptionbudgets in {ns}"), deadline, pdb.list(&lp)).await?.items);
-        objs.pvcs.extend(call(format!("list persistentvolumeclaims in {ns}"), deadline, pvc.list(&lp)).await?.items);
+        objs.replica_sets.extend(
+            call(format!("list replicasets in {ns}"), deadline, rs.list(&lp))
+                .await?
+                .items,
+        );
+        objs.deployments.extend(
+            call(format!("list deployments in {ns}"), deadline, dep.list(&lp))
+                .await?
+                .items,
+        );
+        objs.stateful_sets.extend(
+            call(
+                format!("list statefulsets in {ns}"),
+                deadline,
+                sts.list(&lp),
+            )
+            .await?
+            .items,
+        );
+        objs.pdbs.extend(
+            call(
+                format!("list poddisruptionbudgets in {ns}"),
+                deadline,
+                pdb.list(&lp),
+            )
+            .await?
+            .items,
+        );
+        objs.pvcs.extend(
+            call(
+                format!("list persistentvolumeclaims in {ns}"),
+                deadline,
+                pvc.list(&lp),
+            )
+            .await?
+            .items,
+        );
     }
     let wanted: BTreeSet<String> = objs
         .pvcs
@@ -545,7 +672,13 @@ pub async fn fetch(client: &kube::Client, node: &str, deadline: std::time::Durat
     if !wanted.is_empty() {
         let pv: Api<PersistentVolume> = Api::all(client.clone());
         for name in wanted {
-            if let Some(v) = call(format!("get persistentvolume {name}"), deadline, pv.get_opt(&name)).await? {
+            if let Some(v) = call(
+                format!("get persistentvolume {name}"),
+                deadline,
+                pv.get_opt(&name),
+            )
+            .await?
+            {
                 objs.pvs.push(v);
             }
         }

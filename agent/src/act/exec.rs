@@ -85,10 +85,19 @@ pub async fn run(argv: &[String], timeout: Dur) -> Result<String, ActError> {
 }
 
 fn tail(out: &[u8], err: &[u8]) -> String {
-    let pick = if err.iter().any(|b| !b.is_ascii_whitespace()) { err } else { out };
+    let pick = if err.iter().any(|b| !b.is_ascii_whitespace()) {
+        err
+    } else {
+        out
+    };
     let start = pick.len().saturating_sub(KEEP_BYTES);
     let s = String::from_utf8_lossy(&pick[start..]);
-    let last: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
+    let last: Vec<&str> = s
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .rev()
+        .take(3)
+        .collect();
     if last.is_empty() {
         String::new()
     } else {
@@ -108,13 +117,19 @@ mod tests {
 
     #[tokio::test]
     async fn success_and_failure_are_reported_with_output() {
-        let ok = run(&argv(&["/bin/sh", "-c", "echo upgraded; echo done"]), Dur::from_secs(10))
-            .await
-            .unwrap();
+        let ok = run(
+            &argv(&["/bin/sh", "-c", "echo upgraded; echo done"]),
+            Dur::from_secs(10),
+        )
+        .await
+        .unwrap();
         assert_eq!(ok, "/bin/sh exited 0: upgraded | done");
-        let e = run(&argv(&["/bin/sh", "-c", "echo nope >&2; exit 3"]), Dur::from_secs(10))
-            .await
-            .unwrap_err();
+        let e = run(
+            &argv(&["/bin/sh", "-c", "echo nope >&2; exit 3"]),
+            Dur::from_secs(10),
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("exit status: 3: nope"), "{e}");
     }
 
@@ -127,7 +142,11 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, ActError::Timeout { .. }), "{e}");
-        let pid: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         // The grandchild dies with the group (signal delivery is asynchronous: wait for it).
         let dead = || {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -144,7 +163,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_program_is_a_clear_error() {
-        let e = run(&argv(&["/nonexistent/fix"]), Dur::from_secs(1)).await.unwrap_err();
+        let e = run(&argv(&["/nonexistent/fix"]), Dur::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("cannot start"), "{e}");
     }
 }

@@ -5,7 +5,11 @@
 //! implements it by recording (`crate::dryrun`); tests implement it with fakes.
 //! Every implementation must bound every call in time.
 
+pub mod drain;
 pub mod exec;
+pub mod guard;
+pub mod kube;
+pub mod node;
 pub mod real;
 pub mod testing;
 

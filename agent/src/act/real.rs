@@ -79,7 +79,12 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
     async fn release_slot(&self, lease: &str) -> Result<(), ActError> {
         self.kube.release_slot(lease).await
     }
-    async fn restart_unit(&self, unit: &str, timeout: Dur, diagnostics: bool) -> Result<String, ActError> {
+    async fn restart_unit(
+        &self,
+        unit: &str,
+        timeout: Dur,
+        diagnostics: bool,
+    ) -> Result<String, ActError> {
         let mut notes = Vec::new();
         if diagnostics && DUMP_ON_USR1.contains(&unit) {
             match self
@@ -88,7 +93,9 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
                 .await
             {
                 Ok(()) => {
-                    notes.push("SIGUSR1 sent for a goroutine dump (see the unit's journal)".to_string());
+                    notes.push(
+                        "SIGUSR1 sent for a goroutine dump (see the unit's journal)".to_string(),
+                    );
                     // Give dockerd a moment to write the dump before it is restarted.
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
@@ -100,7 +107,9 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
                 "before: {}/{} pid {}",
                 st.active_state,
                 st.sub_state,
-                st.main_pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+                st.main_pid
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into())
             ));
         }
         let out = self
@@ -126,10 +135,12 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
     }
     async fn boot_id(&self) -> Result<String, ActError> {
         let path = self.boot_id_path.clone();
-        tokio::task::spawn_blocking(move || std::fs::read_to_string(&path).map(|s| s.trim().to_string()))
-            .await
-            .map_err(|e| ActError::Failed(format!("reading the boot ID: {e}")))?
-            .map_err(|e| ActError::Failed(format!("reading the boot ID: {e}")))
+        tokio::task::spawn_blocking(move || {
+            std::fs::read_to_string(&path).map(|s| s.trim().to_string())
+        })
+        .await
+        .map_err(|e| ActError::Failed(format!("reading the boot ID: {e}")))?
+        .map_err(|e| ActError::Failed(format!("reading the boot ID: {e}")))
     }
     async fn reboot(&self) -> Result<(), ActError> {
         self.systemd.reboot().await.map_err(ActError::from)
@@ -148,6 +159,6 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
 }
 
 fn short(id: Option<&str>) -> String {
-    id.map(|s| s.chars().take(8).collect()).unwrap_or_else(|| "-".into())
+    id.map(|s| s.chars().take(8).collect())
+        .unwrap_or_else(|| "-".into())
 }
-

@@ -130,12 +130,18 @@ impl Actuators for RecordingActuators {
     async fn release_slot(&self, lease: &str) -> Result<(), ActError> {
         self.call(Call::ReleaseSlot, format!("release-slot {lease}"))
     }
-    async fn restart_unit(&self, unit: &str, _timeout: Dur, _diagnostics: bool) -> Result<String, ActError> {
+    async fn restart_unit(
+        &self,
+        unit: &str,
+        _timeout: Dur,
+        _diagnostics: bool,
+    ) -> Result<String, ActError> {
         self.call(Call::Restart, format!("restart {unit}"))
             .map(|_| format!("{unit} restarted"))
     }
     async fn drain(&self, _spec: &Drain) -> Result<String, ActError> {
-        self.call(Call::Drain, "drain".into()).map(|_| "drained".into())
+        self.call(Call::Drain, "drain".into())
+            .map(|_| "drained".into())
     }
     async fn boot_id(&self) -> Result<String, ActError> {
         self.call(Call::BootId, "boot-id".into())?;
@@ -169,7 +175,12 @@ impl<A: Actuators> Actuators for &A {
     async fn release_slot(&self, lease: &str) -> Result<(), ActError> {
         (**self).release_slot(lease).await
     }
-    async fn restart_unit(&self, unit: &str, timeout: Dur, diagnostics: bool) -> Result<String, ActError> {
+    async fn restart_unit(
+        &self,
+        unit: &str,
+        timeout: Dur,
+        diagnostics: bool,
+    ) -> Result<String, ActError> {
         (**self).restart_unit(unit, timeout, diagnostics).await
     }
     async fn drain(&self, spec: &Drain) -> Result<String, ActError> {

@@ -21,13 +21,15 @@ use crate::execute::{LedgerSink, LedgerWriteError};
 use crate::health::Observation;
 use crate::notify::Notifier;
 use crate::plan::{ClusterView, NodeFacts};
+use crate::runbook::Runbook;
 
 /// Where the loop gets its view of the cluster and of the node each tick.
 pub trait Views {
     /// A snapshot of the watch caches (no API call).
     fn cluster(&self) -> ClusterView;
-    /// Node facts (unit ages, runtime unit, boot ID), each read under a deadline.
-    fn facts(&self) -> impl Future<Output = NodeFacts>;
+    /// Node facts (unit ages, runtime unit, boot ID) for the units `runbook` names,
+    /// each read under a deadline.
+    fn facts(&self, runbook: &Runbook) -> impl Future<Output = NodeFacts>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +93,11 @@ impl Liveness {
         self.now_ms() <= self.deadline_ms.load(Ordering::Relaxed)
     }
     /// Ping the watchdog every `interval / 2` while alive; stop pinging when the loop hangs.
-    pub fn spawn_watchdog(&self, notifier: Arc<Notifier>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_watchdog(
+        &self,
+        notifier: Arc<Notifier>,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(interval / 2);
@@ -102,7 +108,9 @@ impl Liveness {
                         tracing::warn!(error = %e, "watchdog notification failed");
                     }
                 } else {
-                    tracing::error!("the agent loop has not made progress; letting the systemd watchdog restart it");
+                    tracing::error!(
+                        "the agent loop has not made progress; letting the systemd watchdog restart it"
+                    );
                 }
             }
         })
@@ -174,7 +182,7 @@ where
             .unwrap_or_default();
         liveness.alive_for(longest + Duration::from_secs(60));
         let cluster = views.cluster();
-        let facts = views.facts().await;
+        let facts = views.facts(&agent.runbook().runbook).await;
         let tick = tokio::select! {
             biased;
             msg = control.recv() => match msg {

@@ -42,7 +42,15 @@ async fn a_stalled_kubelet_is_restarted_once_and_the_episode_closes() {
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     let saved = Saved::default();
-    let mut agent = Agent::new(default_runbook(), Ledger::default(), Some("boot-0"), &act, &clock, &saved).unwrap();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        Some("boot-0"),
+        &act,
+        &clock,
+        &saved,
+    )
+    .unwrap();
     let cluster = ClusterView::calm(10);
     let facts = facts();
 
@@ -50,7 +58,11 @@ async fn a_stalled_kubelet_is_restarted_once_and_the_episode_closes() {
     for _ in 0..6 {
         feed(&mut agent, &clock, K, Verdict::Failing);
         let t = agent.tick(&cluster, &facts).await.unwrap();
-        assert!(matches!(t.decision, Decision::Pending { .. }), "{}", t.decision);
+        assert!(
+            matches!(t.decision, Decision::Pending { .. }),
+            "{}",
+            t.decision
+        );
         clock.advance(Dur::from_secs(10));
     }
     feed(&mut agent, &clock, K, Verdict::Failing);
@@ -63,13 +75,31 @@ async fn a_stalled_kubelet_is_restarted_once_and_the_episode_closes() {
         clock.advance(Dur::from_secs(10));
         feed(&mut agent, &clock, K, Verdict::Healthy);
         let t = agent.tick(&cluster, &facts).await.unwrap();
-        assert!(matches!(t.decision, Decision::Verify { .. }), "{}", t.decision);
+        assert!(
+            matches!(t.decision, Decision::Verify { .. }),
+            "{}",
+            t.decision
+        );
     }
     clock.advance(Dur::from_secs(10));
     feed(&mut agent, &clock, K, Verdict::Healthy);
     let t = agent.tick(&cluster, &facts).await.unwrap();
-    assert!(matches!(t.decision, Decision::Recovered { uncordon: false, .. }), "{}", t.decision);
-    assert_eq!(act.calls(), ["restart kubelet.service"], "exactly one restart, no cordon");
+    assert!(
+        matches!(
+            t.decision,
+            Decision::Recovered {
+                uncordon: false,
+                ..
+            }
+        ),
+        "{}",
+        t.decision
+    );
+    assert_eq!(
+        act.calls(),
+        ["restart kubelet.service"],
+        "exactly one restart, no cordon"
+    );
     assert!(agent.ledger().episode.is_none());
     assert_eq!(agent.ledger().closed.last().unwrap().result, "recovered");
     let reasons: Vec<String> = act.reports().into_iter().map(|r| r.reason).collect();
@@ -83,18 +113,39 @@ async fn a_restarted_agent_does_not_declare_recovery_on_its_first_good_probe() {
     let clock = ManualClock::new(t0());
     let mut ledger = Ledger::default();
     ledger.ensure_episode(&[K].into(), t0());
-    ledger.begin_attempt("restart-kubelet", crate::runbook::ActionKind::RestartUnit, t0(), None);
+    ledger.begin_attempt(
+        "restart-kubelet",
+        crate::runbook::ActionKind::RestartUnit,
+        t0(),
+        None,
+    );
     ledger.finish_attempt(crate::ledger::Outcome::Succeeded, None, t0());
     let act = RecordingActuators::new();
-    let mut agent = Agent::new(default_runbook(), ledger, Some("boot-0"), &act, &clock, Discard).unwrap();
+    let mut agent = Agent::new(
+        default_runbook(),
+        ledger,
+        Some("boot-0"),
+        &act,
+        &clock,
+        Discard,
+    )
+    .unwrap();
     clock.advance(Dur::from_secs(30));
     feed(&mut agent, &clock, K, Verdict::Healthy);
     let t = agent.tick(&ClusterView::calm(3), &facts()).await.unwrap();
-    assert!(matches!(t.decision, Decision::Verify { .. }), "{}", t.decision);
+    assert!(
+        matches!(t.decision, Decision::Verify { .. }),
+        "{}",
+        t.decision
+    );
     clock.advance(Dur::from_secs(61));
     feed(&mut agent, &clock, K, Verdict::Healthy);
     let t = agent.tick(&ClusterView::calm(3), &facts()).await.unwrap();
-    assert!(matches!(t.decision, Decision::Recovered { .. }), "{}", t.decision);
+    assert!(
+        matches!(t.decision, Decision::Recovered { .. }),
+        "{}",
+        t.decision
+    );
     assert!(act.calls().is_empty());
 }
 
@@ -106,10 +157,33 @@ async fn a_requested_reboot_is_confirmed_at_start_by_a_new_boot_id() {
     ledger.begin_attempt("reboot", crate::runbook::ActionKind::Reboot, t0(), None);
     ledger.record_reboot("boot-0", t0());
     clock.advance(Dur::from_secs(90));
-    let agent = Agent::new(default_runbook(), ledger.clone(), Some("boot-0"), RecordingActuators::new(), &clock, Discard).unwrap();
-    assert_eq!(agent.ledger().reboots[0].confirmed_boot_id, None, "same boot: not confirmed");
-    let agent = Agent::new(default_runbook(), ledger, Some("boot-1"), RecordingActuators::new(), &clock, Discard).unwrap();
-    assert_eq!(agent.ledger().reboots[0].confirmed_boot_id.as_deref(), Some("boot-1"));
+    let agent = Agent::new(
+        default_runbook(),
+        ledger.clone(),
+        Some("boot-0"),
+        RecordingActuators::new(),
+        &clock,
+        Discard,
+    )
+    .unwrap();
+    assert_eq!(
+        agent.ledger().reboots[0].confirmed_boot_id,
+        None,
+        "same boot: not confirmed"
+    );
+    let agent = Agent::new(
+        default_runbook(),
+        ledger,
+        Some("boot-1"),
+        RecordingActuators::new(),
+        &clock,
+        Discard,
+    )
+    .unwrap();
+    assert_eq!(
+        agent.ledger().reboots[0].confirmed_boot_id.as_deref(),
+        Some("boot-1")
+    );
     let a = &agent.ledger().episode.as_ref().unwrap().attempts[0];
     assert_eq!(a.outcome, crate::ledger::Outcome::Succeeded);
 }
@@ -117,12 +191,27 @@ async fn a_requested_reboot_is_confirmed_at_start_by_a_new_boot_id() {
 #[tokio::test]
 async fn an_invalid_runbook_on_reload_keeps_the_last_good_one() {
     let clock = ManualClock::new(t0());
-    let mut agent = Agent::new(default_runbook(), Ledger::default(), None, RecordingActuators::new(), &clock, Discard).unwrap();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        None,
+        RecordingActuators::new(),
+        &clock,
+        Discard,
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("runbook.yaml");
-    std::fs::write(&p, "apiVersion: nodewarden.io/v1alpha1\nkind: Runbook\nspec:\n  steps: [\n").unwrap();
+    std::fs::write(
+        &p,
+        "apiVersion: nodewarden.io/v1alpha1\nkind: Runbook\nspec:\n  steps: [\n",
+    )
+    .unwrap();
     let e = agent.reload(&p).unwrap_err();
-    assert!(e.to_string().starts_with(&format!("{}:4:", p.display())), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("{}:4:", p.display())),
+        "{e}"
+    );
     assert_eq!(agent.runbook().source, crate::runbook::DEFAULT_SOURCE);
     let good = crate::runbook::DEFAULT_YAML.replace("name: default", "name: edited");
     std::fs::write(&p, good).unwrap();
@@ -135,15 +224,38 @@ async fn a_failed_cordon_holds_and_retries_without_running_the_step() {
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     act.fail(Call::Cordon, true);
-    let mut agent = Agent::new(default_runbook(), Ledger::default(), None, &act, &clock, Discard).unwrap();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        None,
+        &act,
+        &clock,
+        Discard,
+    )
+    .unwrap();
     let rt = Problem::ContainerRuntimeUnresponsive;
     feed(&mut agent, &clock, rt, Verdict::Failing);
     clock.advance(Dur::from_secs(61));
     feed(&mut agent, &clock, rt, Verdict::Failing);
     let t = agent.tick(&ClusterView::calm(10), &facts()).await.unwrap();
-    assert!(t.executed.error.as_deref().unwrap_or("").contains("cordon failed"), "{:?}", t.executed);
-    assert_eq!(act.count("restart"), 0, "no runtime restart without the cordon");
-    assert!(agent.ledger().cordon.is_none(), "a failed cordon is not recorded as ours");
+    assert!(
+        t.executed
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cordon failed"),
+        "{:?}",
+        t.executed
+    );
+    assert_eq!(
+        act.count("restart"),
+        0,
+        "no runtime restart without the cordon"
+    );
+    assert!(
+        agent.ledger().cordon.is_none(),
+        "a failed cordon is not recorded as ours"
+    );
     // The cordon works next time: the step runs.
     act.fail(Call::Cordon, false);
     let mut cluster = ClusterView::calm(10);
@@ -162,7 +274,11 @@ async fn a_failed_cordon_holds_and_retries_without_running_the_step() {
     clock.advance(Dur::from_secs(61));
     feed(&mut agent, &clock, rt, Verdict::Healthy);
     let t = agent.tick(&cluster, &facts()).await.unwrap();
-    assert!(matches!(t.decision, Decision::Recovered { uncordon: true, .. }), "{}", t.decision);
+    assert!(
+        matches!(t.decision, Decision::Recovered { uncordon: true, .. }),
+        "{}",
+        t.decision
+    );
     assert_eq!(act.count("uncordon"), 1);
     assert_eq!(act.count("release-slot"), 1);
 }
@@ -172,7 +288,7 @@ impl run::Views for FixedViews {
     fn cluster(&self) -> ClusterView {
         self.0.clone()
     }
-    async fn facts(&self) -> NodeFacts {
+    async fn facts(&self, _runbook: &crate::runbook::Runbook) -> NodeFacts {
         facts()
     }
 }
@@ -182,7 +298,15 @@ async fn the_loop_acts_on_observations_reloads_and_stops_cleanly() {
     use run::{Control, Liveness, LoopConfig, run_loop};
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
-    let mut agent = Agent::new(default_runbook(), Ledger::default(), None, &act, &clock, Discard).unwrap();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        None,
+        &act,
+        &clock,
+        Discard,
+    )
+    .unwrap();
     let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel(16);
     let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(4);
     let dir = tempfile::tempdir().unwrap();
@@ -197,13 +321,23 @@ async fn the_loop_acts_on_observations_reloads_and_stops_cleanly() {
     let liveness = Liveness::default();
     let driver = async {
         obs_tx
-            .send(Observation::new(K, clock.now(), Verdict::Failing, "healthz timed out"))
+            .send(Observation::new(
+                K,
+                clock.now(),
+                Verdict::Failing,
+                "healthz timed out",
+            ))
             .await
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         clock.advance(Dur::from_secs(61));
         obs_tx
-            .send(Observation::new(K, clock.now(), Verdict::Failing, "healthz timed out"))
+            .send(Observation::new(
+                K,
+                clock.now(),
+                Verdict::Failing,
+                "healthz timed out",
+            ))
             .await
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -212,11 +346,23 @@ async fn the_loop_acts_on_observations_reloads_and_stops_cleanly() {
         ctl_tx.send(Control::Stop).await.unwrap();
     };
     let (res, ()) = tokio::join!(
-        run_loop(&mut agent, &views, &mut obs_rx, &mut ctl_rx, &cfg, &notifier, &liveness),
+        run_loop(
+            &mut agent,
+            &views,
+            &mut obs_rx,
+            &mut ctl_rx,
+            &cfg,
+            &notifier,
+            &liveness
+        ),
         driver
     );
     res.unwrap();
     assert_eq!(act.calls(), ["restart kubelet.service"]);
-    assert_eq!(agent.runbook().source, crate::runbook::DEFAULT_SOURCE, "bad reload kept the default");
+    assert_eq!(
+        agent.runbook().source,
+        crate::runbook::DEFAULT_SOURCE,
+        "bad reload kept the default"
+    );
     assert!(liveness.is_alive());
 }

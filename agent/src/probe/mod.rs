@@ -1,1 +1,548 @@
 //! Probes: each problem family in its own file, each call under a hard deadline.
+//!
+//! A [`Probe`] looks at one problem and returns one [`Observation`] with evidence. The
+//! [`ProbeSet`] built from the runbook's `probes` runs each probe under its `timeout` (a
+//! `tokio::time::timeout` around the whole probe, on top of the per-call deadlines inside):
+//! once for `check` and `dry-run` ([`ProbeSet::run_once`], all probes concurrently), or
+//! continuously for the daemon ([`ProbeSet::spawn`]: one task per probe on its own interval,
+//! observations into an mpsc channel). A probe that overruns becomes an observation with
+//! evidence `probe = timeout after Xs` (Failing or Unknown, per probe) and never delays the
+//! others.
+//!
+//! Cluster-side facts come through small traits the daemon implements with kube:
+//! [`LeaseSource`], [`ReadyConditionSource`], [`ServerClock`]. Outside a cluster,
+//! [`NotConfigured`] answers every one of them with a clear reason (the probe part is then
+//! Unknown, never a failure).
+//!
+//! Trait methods return boxed futures (like [`crate::act::systemd::Systemd`]) so probes and
+//! sources are dyn-compatible: the set holds `Arc<dyn Probe>` and tests swap in fakes.
+
+pub mod clock;
+pub mod io;
+pub mod kubelet;
+pub mod pleg;
+pub mod runtime;
+pub mod systemd;
+pub mod testing;
+pub mod version;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::act::systemd::Systemd;
+use crate::health::{Observation, Verdict};
+use crate::model::{Dur, Problem, Timestamp};
+use crate::plan::NodeFacts;
+use crate::runbook::{Action, Probes, Runbook, Timing};
+
+pub use clock::{KernelClock, KernelClockSource, ServerClock};
+pub use kubelet::LeaseSource;
+pub use pleg::ReadyConditionSource;
+
+/// The future a probe returns.
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Observation> + Send + 'a>>;
+/// The future an API-backed source returns; the error is a reason for a person.
+pub type ApiFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// One probe.
+pub trait Probe: Send + Sync {
+    fn problem(&self) -> Problem;
+    /// Look once. `now` is the observation's time (and the reference for ages).
+    fn run(&self, now: Timestamp) -> ProbeFuture<'_>;
+    /// The verdict when the whole probe overran its timeout: `Failing` where a hang is the
+    /// symptom (kubelet, runtime), `Unknown` where it only means we could not look.
+    fn timeout_verdict(&self) -> Verdict {
+        Verdict::Failing
+    }
+}
+
+/// The time left for calls inside a probe: 90% of its timeout, so a probe reports which call
+/// hung (with its own evidence) before the outer deadline cuts it off.
+pub(crate) fn budget(timeout: Dur) -> Duration {
+    timeout.std().mul_f64(0.9)
+}
+
+pub(crate) fn elapsed_since(t: tokio::time::Instant) -> Dur {
+    Dur::from_std(t.elapsed())
+}
+
+/// Run `probe` once under `timeout`.
+pub async fn run_probe(probe: &dyn Probe, timeout: Dur, now: Timestamp) -> Observation {
+    let started = tokio::time::Instant::now();
+    match tokio::time::timeout(timeout.std(), probe.run(now)).await {
+        Ok(mut o) => {
+            if o.took.is_zero() {
+                o.took = elapsed_since(started);
+            }
+            o
+        }
+        Err(_) => {
+            let after = io::fmt_secs(timeout.std());
+            Observation::new(
+                probe.problem(),
+                now,
+                probe.timeout_verdict(),
+                format!("the probe timed out after {after}"),
+            )
+            .with("probe", format!("timeout after {after}"))
+            .took(timeout)
+        }
+    }
+}
+
+/// Errors building the probes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("invalid probe setting: {0}")]
+    Setting(String),
+}
+
+/// A source that is not configured (no cluster access): every call says why.
+#[derive(Debug, Clone)]
+pub struct NotConfigured(pub String);
+
+impl LeaseSource for NotConfigured {
+    fn lease_renew_time(&self) -> ApiFuture<'_, Option<Timestamp>> {
+        let r = self.0.clone();
+        Box::pin(async move { Err(r) })
+    }
+}
+impl ReadyConditionSource for NotConfigured {
+    fn ready_message(&self) -> ApiFuture<'_, Option<String>> {
+        let r = self.0.clone();
+        Box::pin(async move { Err(r) })
+    }
+}
+impl ServerClock for NotConfigured {
+    fn date(&self) -> ApiFuture<'_, (Timestamp, Dur)> {
+        let r = self.0.clone();
+        Box::pin(async move { Err(r) })
+    }
+}
+
+/// The cluster-side sources the probes read.
+#[derive(Clone)]
+pub struct ApiSources {
+    pub lease: Arc<dyn LeaseSource>,
+    pub ready: Arc<dyn ReadyConditionSource>,
+    pub clock: Arc<dyn ServerClock>,
+}
+
+impl ApiSources {
+    /// No cluster access: every API-backed part of a probe is Unknown with `reason`.
+    pub fn not_configured(reason: impl Into<String>) -> Self {
+        let n = Arc::new(NotConfigured(reason.into()));
+        ApiSources {
+            lease: n.clone(),
+            ready: n.clone(),
+            clock: n,
+        }
+    }
+}
+
+/// Where the probes look on the node. Everything is a path so tests use fixture trees.
+#[derive(Clone)]
+pub struct ProbeEnv {
+    /// procfs (`/proc`).
+    pub proc_root: PathBuf,
+    /// The kernel log device (`/dev/kmsg`), read non-blocking.
+    pub kmsg: PathBuf,
+    /// `/etc/os-release` (falls back to `/usr/lib/os-release` when this is the default and missing).
+    pub os_release: PathBuf,
+    /// dpkg's database (`/var/lib/dpkg/status`).
+    pub dpkg_status: PathBuf,
+    /// The `rpm` program.
+    pub rpm: PathBuf,
+    /// The `journalctl` program.
+    pub journalctl: PathBuf,
+    /// Read this journal directory (`journalctl -D`) instead of the system journal.
+    pub journal_dir: Option<PathBuf>,
+    /// The kubelet's client certificate.
+    pub kubelet_client_cert: PathBuf,
+    /// kubeadm's kubelet flags (`--container-runtime-endpoint`).
+    pub kubeadm_flags: PathBuf,
+    /// The kubelet's config file (`containerRuntimeEndpoint`).
+    pub kubelet_config: PathBuf,
+    /// System bus address for timedated; `None`: `DBUS_SYSTEM_BUS_ADDRESS` or the standard socket.
+    pub dbus_address: Option<String>,
+    /// Kernel clock state (adjtimex).
+    pub kernel_clock: Arc<dyn KernelClockSource>,
+}
+
+impl Default for ProbeEnv {
+    fn default() -> Self {
+        ProbeEnv {
+            proc_root: "/proc".into(),
+            kmsg: "/dev/kmsg".into(),
+            os_release: "/etc/os-release".into(),
+            dpkg_status: "/var/lib/dpkg/status".into(),
+            rpm: "rpm".into(),
+            journalctl: "journalctl".into(),
+            journal_dir: None,
+            kubelet_client_cert: "/var/lib/kubelet/pki/kubelet-client-current.pem".into(),
+            kubeadm_flags: "/var/lib/kubelet/kubeadm-flags.env".into(),
+            kubelet_config: "/var/lib/kubelet/config.yaml".into(),
+            dbus_address: None,
+            kernel_clock: Arc::new(clock::Adjtimex),
+        }
+    }
+}
+
+/// The probes of a runbook, each with its timing.
+#[derive(Clone)]
+pub struct ProbeSet {
+    probes: Vec<(Arc<dyn Probe>, Timing)>,
+}
+
+impl ProbeSet {
+    /// The enabled probes of `settings`, looking at the node through `env`, systemd and `api`.
+    pub fn new(
+        settings: &Probes,
+        env: &ProbeEnv,
+        systemd: Arc<dyn Systemd>,
+        api: ApiSources,
+    ) -> ProbeSet {
+        let kubelet_unit = settings.kubelet.unit.clone();
+        let detector = Arc::new(runtime::Detector {
+            setting: settings.runtime.runtime,
+            docker_socket: settings.runtime.docker_socket.clone().into(),
+            containerd_socket: settings.runtime.containerd_socket.clone().into(),
+            kubelet_unit: kubelet_unit.clone(),
+            proc_root: env.proc_root.clone(),
+            kubeadm_flags: env.kubeadm_flags.clone(),
+            kubelet_config: env.kubelet_config.clone(),
+            systemd: systemd.clone(),
+        });
+        let all: Vec<(Arc<dyn Probe>, Timing)> = vec![
+            (
+                Arc::new(kubelet::KubeletCheck {
+                    settings: settings.kubelet.clone(),
+                    systemd: systemd.clone(),
+                    lease: api.lease.clone(),
+                }),
+                settings.kubelet.timing,
+            ),
+            (
+                Arc::new(pleg::PlegCheck {
+                    settings: settings.pleg.clone(),
+                    unit: kubelet_unit,
+                    systemd: systemd.clone(),
+                    ready: api.ready.clone(),
+                    journalctl: env.journalctl.clone(),
+                    journal_dir: env.journal_dir.clone(),
+                }),
+                settings.pleg.timing,
+            ),
+            (
+                Arc::new(runtime::RuntimeCheck::new(
+                    settings.runtime.clone(),
+                    detector,
+                    env.proc_root.clone(),
+                    env.kmsg.clone(),
+                )),
+                settings.runtime.timing,
+            ),
+            (
+                Arc::new(clock::ClockCheck::new(
+                    settings.clock.clone(),
+                    api.clock.clone(),
+                    env.kernel_clock.clone(),
+                    env.kubelet_client_cert.clone(),
+                    env.dbus_address.clone(),
+                )),
+                settings.clock.timing,
+            ),
+            (
+                Arc::new(systemd::SystemdCheck {
+                    settings: settings.systemd.clone(),
+                    systemd,
+                    os_release: env.os_release.clone(),
+                    dpkg_status: env.dpkg_status.clone(),
+                    rpm: env.rpm.clone(),
+                }),
+                settings.systemd.timing,
+            ),
+        ];
+        ProbeSet {
+            probes: all.into_iter().filter(|(_, t)| t.enabled).collect(),
+        }
+    }
+
+    /// A set of arbitrary probes (tests, benchmarks).
+    pub fn from_probes(probes: Vec<(Arc<dyn Probe>, Timing)>) -> ProbeSet {
+        ProbeSet { probes }
+    }
+
+    pub fn problems(&self) -> Vec<Problem> {
+        self.probes.iter().map(|(p, _)| p.problem()).collect()
+    }
+
+    /// Run every probe once, concurrently, each under its own timeout; results in the
+    /// set's order.
+    pub async fn run_once(&self, now: Timestamp) -> Vec<Observation> {
+        futures::future::join_all(
+            self.probes
+                .iter()
+                .map(|(p, t)| run_probe(p.as_ref(), t.timeout, now)),
+        )
+        .await
+    }
+
+    /// Run each probe as its own task on its own interval (the first run at once), sending
+    /// each observation to `tx`. Tasks end when `tx`'s receiver is dropped, or when the
+    /// returned [`ProbeTasks`] is dropped.
+    pub fn spawn(&self, tx: mpsc::Sender<Observation>) -> ProbeTasks {
+        let mut set = JoinSet::new();
+        for (probe, timing) in &self.probes {
+            let probe = probe.clone();
+            let timing = *timing;
+            let tx = tx.clone();
+            set.spawn(async move {
+                let mut tick =
+                    tokio::time::interval(timing.interval.std().max(Duration::from_millis(10)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let obs = run_probe(probe.as_ref(), timing.timeout, Timestamp::now()).await;
+                    if tx.send(obs).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        ProbeTasks { _set: set }
+    }
+}
+
+/// The running probe tasks; dropping this stops them.
+pub struct ProbeTasks {
+    _set: JoinSet<()>,
+}
+
+/// The units the runbook's steps name, in order, without duplicates.
+pub fn step_units(runbook: &Runbook) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in &runbook.spec.steps {
+        let names: &[String] = match &s.action {
+            Action::RestartUnit(r) => std::slice::from_ref(&r.unit),
+            Action::RestartContainerRuntime(r) => &r.units,
+            Action::RestartTimeSync(r) => &r.units,
+            _ => &[],
+        };
+        for n in names {
+            if !out.contains(n) {
+                out.push(n.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Facts about the node for the planner: which of the units the runbook's steps name exist
+/// (and since when each has been up: `InactiveExitTimestamp`, when it is up now), the
+/// detected runtime's unit, and the boot ID. Everything within `deadline`; what cannot be
+/// learnt in time is left `None`.
+pub async fn node_facts(
+    runbook: &Runbook,
+    env: &ProbeEnv,
+    systemd: Arc<dyn Systemd>,
+    deadline: Duration,
+) -> NodeFacts {
+    let names = step_units(runbook);
+    let units = async {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let present = systemd.units_present(&refs).await.ok()?;
+        let mut map = BTreeMap::new();
+        for u in present.iter().filter(|u| u.exists()) {
+            let since = match systemd.unit_status(&u.name).await {
+                Ok(st)
+                    if matches!(
+                        st.active_state.as_str(),
+                        "active" | "reloading" | "activating" | "deactivating"
+                    ) =>
+                {
+                    st.inactive_exit
+                }
+                _ => None,
+            };
+            map.insert(u.name.clone(), since);
+        }
+        Some(map)
+    };
+    let p = &runbook.spec.probes.runtime;
+    let detector = runtime::Detector {
+        setting: p.runtime,
+        docker_socket: p.docker_socket.clone().into(),
+        containerd_socket: p.containerd_socket.clone().into(),
+        kubelet_unit: runbook.spec.probes.kubelet.unit.clone(),
+        proc_root: env.proc_root.clone(),
+        kubeadm_flags: env.kubeadm_flags.clone(),
+        kubelet_config: env.kubelet_config.clone(),
+        systemd: systemd.clone(),
+    };
+    let runtime_unit = async { detector.detect().await.kind.map(|k| k.unit().to_string()) };
+    let boot_id = async {
+        tokio::fs::read_to_string(env.proc_root.join("sys/kernel/random/boot_id"))
+            .await
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let (units, runtime_unit, boot_id) = tokio::join!(
+        async { tokio::time::timeout(deadline, units).await.ok().flatten() },
+        async {
+            tokio::time::timeout(deadline, runtime_unit)
+                .await
+                .ok()
+                .flatten()
+        },
+        async { tokio::time::timeout(deadline, boot_id).await.ok().flatten() },
+    );
+    NodeFacts {
+        units,
+        runtime_unit,
+        boot_id,
+    }
+}
+
+/// Why the API-backed parts of a probe are Unknown in `check` and `dry-run`.
+pub const NO_CLUSTER: &str =
+    "not configured: check and dry-run run without cluster access (the daemon reads the API)";
+
+/// One live look at this node from the shell (`check`, `dry-run`): every enabled probe once
+/// (systemd over the system bus, no cluster access), and the node facts.
+pub async fn look_once(runbook: &Runbook, env: &ProbeEnv) -> (Vec<Observation>, NodeFacts) {
+    let opts = crate::act::systemd::DbusOptions {
+        address: env.dbus_address.clone(),
+        connect_timeout: Duration::from_secs(2),
+        call_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let systemd: Arc<dyn Systemd> = Arc::new(crate::act::systemd::DbusSystemd::new(opts));
+    let set = ProbeSet::new(
+        &runbook.spec.probes,
+        env,
+        systemd.clone(),
+        ApiSources::not_configured(NO_CLUSTER),
+    );
+    let now = Timestamp::now();
+    tokio::join!(
+        set.run_once(now),
+        node_facts(runbook, env, systemd, Duration::from_secs(10))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Hangs(Problem, Verdict);
+    impl Probe for Hangs {
+        fn problem(&self) -> Problem {
+            self.0
+        }
+        fn run(&self, _now: Timestamp) -> ProbeFuture<'_> {
+            Box::pin(std::future::pending())
+        }
+        fn timeout_verdict(&self) -> Verdict {
+            self.1
+        }
+    }
+    struct Quick(Problem);
+    impl Probe for Quick {
+        fn problem(&self) -> Problem {
+            self.0
+        }
+        fn run(&self, now: Timestamp) -> ProbeFuture<'_> {
+            let p = self.0;
+            Box::pin(async move { Observation::new(p, now, Verdict::Healthy, "fine") })
+        }
+    }
+
+    fn timing(interval_ms: u64, timeout_ms: u64) -> Timing {
+        Timing {
+            enabled: true,
+            interval: Dur::from_millis(interval_ms),
+            timeout: Dur::from_millis(timeout_ms),
+            fail_for: Dur::ZERO,
+            ok_for: Dur::ZERO,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_probe_times_out_and_does_not_delay_the_others() {
+        let set = ProbeSet::from_probes(vec![
+            (
+                Arc::new(Hangs(
+                    Problem::ContainerRuntimeUnresponsive,
+                    Verdict::Failing,
+                )),
+                timing(1000, 300),
+            ),
+            (
+                Arc::new(Quick(Problem::KubeletUnhealthy)),
+                timing(1000, 300),
+            ),
+            (
+                Arc::new(Hangs(Problem::SystemdOutdated, Verdict::Unknown)),
+                timing(1000, 300),
+            ),
+        ]);
+        let obs = set.run_once(Timestamp::now()).await;
+        assert_eq!(obs[0].verdict, Verdict::Failing);
+        assert_eq!(obs[0].evidence["probe"], "timeout after 300ms");
+        assert!(obs[0].summary.contains("timed out"));
+        assert_eq!(obs[1].verdict, Verdict::Healthy);
+        assert_eq!(obs[2].verdict, Verdict::Unknown);
+    }
+
+    #[tokio::test]
+    async fn continuous_probes_report_on_their_own_intervals() {
+        let set = ProbeSet::from_probes(vec![
+            (
+                Arc::new(Hangs(
+                    Problem::ContainerRuntimeUnresponsive,
+                    Verdict::Failing,
+                )),
+                timing(200, 100),
+            ),
+            (Arc::new(Quick(Problem::KubeletUnhealthy)), timing(50, 50)),
+        ]);
+        let (tx, mut rx) = mpsc::channel(64);
+        let tasks = set.spawn(tx);
+        let mut quick = 0;
+        let mut hung = 0;
+        while quick < 4 || hung < 2 {
+            let o = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("observations keep coming")
+                .expect("channel open");
+            match o.problem {
+                Problem::KubeletUnhealthy => quick += 1,
+                _ => {
+                    assert_eq!(o.evidence["probe"], "timeout after 100ms");
+                    hung += 1
+                }
+            }
+        }
+        drop(tasks);
+        // all senders are gone once the tasks stop
+        while rx.recv().await.is_some() {}
+    }
+
+    #[test]
+    fn step_units_come_from_the_runbook() {
+        let rb = crate::runbook::default_runbook().runbook;
+        let u = step_units(&rb);
+        assert!(u.contains(&"kubelet.service".to_string()));
+        assert!(u.contains(&"containerd.service".to_string()));
+        assert!(u.contains(&"chronyd.service".to_string()));
+    }
+}

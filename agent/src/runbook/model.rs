@@ -183,7 +183,8 @@ impl Action {
             Action::RestartTimeSync(r) => r.timeout,
             Action::Drain(d) => d.timeout,
             Action::Reboot(_) => Dur::from_std(
-                final_drain.map(|d| d.timeout.std()).unwrap_or_default() + std::time::Duration::from_secs(60),
+                final_drain.map(|d| d.timeout.std()).unwrap_or_default()
+                    + std::time::Duration::from_secs(60),
             ),
             Action::Exec(e) => e.timeout,
             Action::Report(_) => Dur::ZERO,

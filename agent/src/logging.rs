@@ -1,0 +1,67 @@
+//! Logging for the binary: structured tracing events, one line per decision.
+//!
+//! Under systemd (`$JOURNAL_STREAM` set) events go to journald with their
+//! fields as journal fields (`journalctl -u nodewarden DECISION=hold`);
+//! otherwise to stderr, as text or, with `--log-format json`, one JSON object
+//! per line. `RUST_LOG` overrides the level (the daemon logs `info`; the
+//! one-shot commands only `warn`, so their output stays the report).
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// journald when started by systemd, else text on stderr
+    Auto,
+    Text,
+    Json,
+    Journald,
+}
+
+/// Install the global subscriber at `default_level` (unless `RUST_LOG` says
+/// otherwise). Returns a note when the choice fell back.
+pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
+    let filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+    let want_journald =
+        format == LogFormat::Journald || (format == LogFormat::Auto && under_systemd);
+    if want_journald {
+        match tracing_journald::layer() {
+            Ok(layer) => {
+                let _ = tracing_subscriber::registry()
+                    .with(filter())
+                    .with(layer.with_syslog_identifier("nodewarden".into()))
+                    .try_init();
+                return None;
+            }
+            Err(e) if format == LogFormat::Journald => {
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(filter())
+                    .with_writer(std::io::stderr)
+                    .try_init();
+                return Some(format!(
+                    "journald is not reachable ({e}); logging to stderr"
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    if format == LogFormat::Json {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .try_init();
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+    }
+    None
+}

@@ -1,0 +1,471 @@
+//! Calls out of the process for the probes, each under its own deadline: HTTP/1.1 over TCP
+//! (kubelet healthz) and over a unix socket (Docker Engine API), unary gRPC over HTTP/2 on a
+//! unix socket (CRI), and child processes (`journalctl`, `rpm`) killed when time runs out.
+//!
+//! Every connection is driven inside the caller's future (never a spawned task), so a
+//! deadline that fires drops the socket and nothing lingers behind a hung peer.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Full, Limited};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+/// Most a probe reads of any reply body.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// Why a call out failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Nobody listens (TCP RST, or a unix socket with no listener): the daemon is not running.
+    #[error("connection refused (not running?)")]
+    Refused,
+    /// The unix socket file does not exist.
+    #[error("{0} does not exist (not running?)")]
+    NoSocket(String),
+    /// The deadline passed; `what` says which stage was pending.
+    #[error("timed out after {} ({what})", fmt_secs(*.after))]
+    Timeout { what: &'static str, after: Duration },
+    #[error("connect failed: {0}")]
+    Connect(std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CallError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, CallError::Timeout { .. })
+    }
+}
+
+/// `1.5s`, `10s`, `250ms`.
+pub fn fmt_secs(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// A reply, its body cut at [`MAX_BODY`].
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub trailers: Option<HeaderMap>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body's first line, at most 120 characters, for evidence.
+    pub fn body_excerpt(&self) -> String {
+        let s = String::from_utf8_lossy(&self.body);
+        let line = s.lines().next().unwrap_or("").trim();
+        line.chars().take(120).collect()
+    }
+}
+
+fn connect_error(e: std::io::Error, path: Option<&Path>) -> CallError {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => CallError::Refused,
+        std::io::ErrorKind::NotFound => {
+            CallError::NoSocket(path.map(|p| p.display().to_string()).unwrap_or_default())
+        }
+        _ => CallError::Connect(e),
+    }
+}
+
+async fn within<T>(
+    deadline: Duration,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout {
+            what,
+            after: deadline,
+        }),
+    }
+}
+
+/// Which stage a call is in, so a timeout names it ("connecting", "waiting for the reply").
+struct Stage(std::sync::Mutex<&'static str>);
+
+impl Stage {
+    fn new() -> Self {
+        Stage(std::sync::Mutex::new("connecting"))
+    }
+    fn set(&self, s: &'static str) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = s;
+        }
+    }
+    fn get(&self) -> &'static str {
+        self.0.lock().map(|g| *g).unwrap_or("call")
+    }
+}
+
+async fn staged<T>(
+    deadline: Duration,
+    stage: &Stage,
+    fut: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout {
+            what: stage.get(),
+            after: deadline,
+        }),
+    }
+}
+
+async fn http1_exchange<IO>(
+    io: IO,
+    req: Request<Empty<&'static [u8]>>,
+    stage: &Stage,
+) -> Result<Reply, CallError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    stage.set("HTTP handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| CallError::Protocol(format!("HTTP handshake: {e}")))?;
+    let exchange = async {
+        stage.set("waiting for the reply");
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| CallError::Protocol(format!("request failed: {e}")))?;
+        stage.set("reading the reply body");
+        let (parts, body) = resp.into_parts();
+        let collected = Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| CallError::Protocol(format!("reading the reply body: {e}")))?;
+        let trailers = collected.trailers().cloned();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            trailers,
+            body: collected.to_bytes().to_vec(),
+        })
+    };
+    tokio::pin!(conn);
+    tokio::select! {
+        biased;
+        r = exchange => r,
+        c = &mut conn => Err(CallError::Protocol(match c {
+            Ok(()) => "the peer closed the connection before replying".into(),
+            Err(e) => format!("connection failed: {e}"),
+        })),
+    }
+}
+
+/// `GET url` over plain HTTP/1.1 (TCP), all within `deadline`.
+pub async fn http_get(url: &str, deadline: Duration) -> Result<Reply, CallError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| CallError::Protocol(format!("invalid URL {url:?}: {e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(CallError::Protocol(format!(
+            "only plain http:// URLs are supported, not {url:?}"
+        )));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| CallError::Protocol(format!("no host in {url:?}")))?
+        .clone();
+    let addr = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let req = Request::get(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header(http::header::HOST, authority.as_str())
+        .header(http::header::USER_AGENT, "nodewarden")
+        .body(Empty::new())
+        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    let stage = Stage::new();
+    staged(deadline, &stage, async {
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| connect_error(e, None))?;
+        http1_exchange(TokioIo::new(tcp), req, &stage).await
+    })
+    .await
+}
+
+/// `GET path_and_query` over HTTP/1.1 on a unix socket (the Docker Engine API), within `deadline`.
+pub async fn unix_http_get(
+    socket: &Path,
+    path_and_query: &str,
+    deadline: Duration,
+) -> Result<Reply, CallError> {
+    let req = Request::get(path_and_query)
+        .header(http::header::HOST, "docker")
+        .header(http::header::USER_AGENT, "nodewarden")
+        .body(Empty::new())
+        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    let stage = Stage::new();
+    staged(deadline, &stage, async {
+        let s = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| connect_error(e, Some(socket)))?;
+        http1_exchange(TokioIo::new(s), req, &stage).await
+    })
+    .await
+}
+
+/// The outcome of a unary gRPC call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcReply {
+    pub http_status: u16,
+    /// `grpc-status` (0 = OK), from the trailers or a trailers-only reply; `None` if absent.
+    pub grpc_status: Option<u32>,
+    pub grpc_message: Option<String>,
+    /// The reply message size, without the 5-byte frame prefixes.
+    pub message_bytes: usize,
+}
+
+impl GrpcReply {
+    pub fn ok(&self) -> bool {
+        self.http_status == 200 && self.grpc_status == Some(0)
+    }
+}
+
+/// gRPC status code 12.
+pub const GRPC_UNIMPLEMENTED: u32 = 12;
+
+/// A unary gRPC call with an empty request message (`/package.Service/Method`) over HTTP/2
+/// on a unix socket, within `deadline`. No protobuf is decoded: success is HTTP 200 and
+/// `grpc-status: 0`.
+pub async fn grpc_unary_unix(
+    socket: &Path,
+    method: &str,
+    deadline: Duration,
+) -> Result<GrpcReply, CallError> {
+    // An empty message: no compression flag, length 0.
+    static EMPTY_FRAME: [u8; 5] = [0, 0, 0, 0, 0];
+    let req = Request::post(format!("http://localhost{method}"))
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .header(http::header::USER_AGENT, "nodewarden")
+        .body(Full::new(&EMPTY_FRAME[..]))
+        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    let stage = Stage::new();
+    staged(deadline, &stage, async {
+        let s = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| connect_error(e, Some(socket)))?;
+        stage.set("HTTP/2 handshake");
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+                .await
+                .map_err(|e| CallError::Protocol(format!("HTTP/2 handshake: {e}")))?;
+        let exchange = async {
+            stage.set("waiting for the reply");
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| CallError::Protocol(format!("request failed: {e}")))?;
+            stage.set("reading the reply");
+            let (parts, body) = resp.into_parts();
+            let collected = Limited::new(body, MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| CallError::Protocol(format!("reading the reply: {e}")))?;
+            let trailers = collected.trailers().cloned();
+            let body = collected.to_bytes();
+            let status_from = |h: &HeaderMap| {
+                h.get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+            };
+            let message_from = |h: &HeaderMap| {
+                h.get("grpc-message")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let grpc_status = trailers
+                .as_ref()
+                .and_then(status_from)
+                .or_else(|| status_from(&parts.headers));
+            let grpc_message = trailers
+                .as_ref()
+                .and_then(message_from)
+                .or_else(|| message_from(&parts.headers));
+            Ok(GrpcReply {
+                http_status: parts.status.as_u16(),
+                grpc_status,
+                grpc_message,
+                message_bytes: grpc_payload_len(&body),
+            })
+        };
+        tokio::pin!(conn);
+        tokio::select! {
+            biased;
+            r = exchange => r,
+            c = &mut conn => Err(CallError::Protocol(match c {
+                Ok(()) => "the peer closed the HTTP/2 connection before replying".into(),
+                Err(e) => format!("HTTP/2 connection failed: {e}"),
+            })),
+        }
+    })
+    .await
+}
+
+/// Sum of the message lengths of length-prefixed gRPC frames.
+fn grpc_payload_len(mut b: &[u8]) -> usize {
+    let mut n = 0;
+    while b.len() >= 5 {
+        let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
+        n += len.min(b.len() - 5);
+        b = &b[(5 + len).min(b.len())..];
+    }
+    n
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub success: bool,
+    pub code: Option<i32>,
+    /// The first 2 KiB of stderr.
+    pub stderr: String,
+}
+
+/// Run `program args…` (no shell), feeding each stdout line to `on_line`, all within
+/// `deadline`. On timeout the child is killed (SIGKILL) and reaped.
+pub async fn run_lines(
+    program: &Path,
+    args: &[&str],
+    deadline: Duration,
+    mut on_line: impl FnMut(&str),
+) -> Result<Finished, CallError> {
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("SYSTEMD_PAGER", "")
+        .env("LC_ALL", "C")
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| CallError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let work = async {
+        let out = async {
+            if let Some(o) = stdout {
+                let mut lines = BufReader::new(o).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    on_line(&l);
+                }
+            }
+        };
+        let err = async {
+            let mut buf = Vec::new();
+            if let Some(e) = stderr {
+                let _ = e.take(2048).read_to_end(&mut buf).await;
+            }
+            buf
+        };
+        let ((), err) = tokio::join!(out, err);
+        let status = child.wait().await.map_err(|source| CallError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+        Ok(Finished {
+            success: status.success(),
+            code: status.code(),
+            stderr: String::from_utf8_lossy(&err).trim().to_string(),
+        })
+    };
+    let r = within(deadline, "waiting for the child process", work).await;
+    if r.as_ref().is_err_and(CallError::is_timeout) {
+        let _ = child.start_kill();
+        // reap it; SIGKILL cannot be ignored, so this is quick
+        let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+    }
+    r
+}
+
+/// Run `program args…` and return all of stdout (at most 1 MiB) within `deadline`.
+pub async fn run_output(
+    program: &Path,
+    args: &[&str],
+    deadline: Duration,
+) -> Result<(Finished, String), CallError> {
+    let mut out = String::new();
+    let f = run_lines(program, args, deadline, |l| {
+        if out.len() < (1 << 20) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    })
+    .await?;
+    Ok((f, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_frames_are_summed() {
+        assert_eq!(grpc_payload_len(&[]), 0);
+        assert_eq!(grpc_payload_len(&[0, 0, 0, 0, 0]), 0);
+        assert_eq!(
+            grpc_payload_len(&[0, 0, 0, 0, 2, 9, 9, 0, 0, 0, 0, 1, 7]),
+            3
+        );
+        // truncated frame: count what is there
+        assert_eq!(grpc_payload_len(&[0, 0, 0, 0, 9, 1]), 1);
+    }
+
+    #[test]
+    fn seconds_print_short() {
+        assert_eq!(fmt_secs(Duration::from_millis(250)), "250ms");
+        assert_eq!(fmt_secs(Duration::from_secs(10)), "10s");
+        assert_eq!(fmt_secs(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[tokio::test]
+    async fn a_hung_child_is_killed_at_the_deadline() {
+        let r = run_lines(
+            Path::new("sleep"),
+            &["30"],
+            Duration::from_millis(200),
+            |_| {},
+        )
+        .await;
+        assert!(matches!(r, Err(CallError::Timeout { .. })), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn child_output_is_read_line_by_line() {
+        let (f, out) = run_output(Path::new("printf"), &["a\\nb\\n"], Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(f.success);
+        assert_eq!(out, "a\nb\n");
+        let r = run_output(Path::new("/nonexistent/prog"), &[], Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(CallError::Spawn { .. })));
+    }
+}

@@ -1,0 +1,498 @@
+//! Outdated systemd: `Manager.Version` over D-Bus, the distro family from os-release, the
+//! package version (dpkg's database, or `rpm -q` under a deadline), and the runbook's
+//! `minimums` (the entry for this distro family, else `default`).
+//!
+//! A distro entry compares the package version in the distro's own ordering (rpm or dpkg);
+//! `default` compares the systemd major version (`252` of `252.33-1~deb12u1`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::act::systemd::{Systemd, SystemdError};
+use crate::health::{Observation, Verdict};
+use crate::model::{Problem, Timestamp};
+use crate::runbook::{SystemdMinimum, SystemdProbe as Settings};
+
+use super::io;
+use super::version::{self, Scheme};
+use super::{Probe, ProbeFuture, budget, elapsed_since};
+
+/// `/etc/os-release` as key → value (quotes and escapes removed).
+pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = v.trim();
+        let v = if v.len() >= 2
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
+        {
+            let inner = &v[1..v.len() - 1];
+            let mut out = String::with_capacity(inner.len());
+            let mut esc = false;
+            for c in inner.chars() {
+                if esc {
+                    out.push(c);
+                    esc = false;
+                } else if c == '\\' {
+                    esc = true;
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        } else {
+            v.to_string()
+        };
+        m.insert(k.trim().to_string(), v);
+    }
+    m
+}
+
+/// The distro as the runbook names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Distro {
+    /// `el7`, `el8`, `el9`, `fedora`, `amzn2`, `debian`, `ubuntu`, `suse`, or the raw `ID`.
+    pub family: String,
+    pub scheme: Option<Scheme>,
+    pub pretty: String,
+}
+
+/// Map os-release to a distro family: EL clones by `ID`/`ID_LIKE` (`rhel`, `centos`,
+/// `fedora`) and the major of `VERSION_ID`; Debian and Ubuntu and their derivatives by
+/// `ID`/`ID_LIKE`.
+pub fn distro(os: &BTreeMap<String, String>) -> Distro {
+    let id = os
+        .get("ID")
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    let like: Vec<String> = os
+        .get("ID_LIKE")
+        .map(|s| {
+            s.split_whitespace()
+                .map(|w| w.to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let version = os.get("VERSION_ID").cloned().unwrap_or_default();
+    let major = version.split('.').next().unwrap_or("").to_string();
+    let is = |x: &str| id == x || like.iter().any(|l| l == x);
+    let pretty = os
+        .get("PRETTY_NAME")
+        .cloned()
+        .unwrap_or_else(|| format!("{id} {version}"));
+    let (family, scheme) = if id == "amzn" {
+        (format!("amzn{major}"), Some(Scheme::Rpm))
+    } else if id == "fedora" {
+        ("fedora".to_string(), Some(Scheme::Rpm))
+    } else if is("rhel") || is("centos") || is("fedora") {
+        (format!("el{major}"), Some(Scheme::Rpm))
+    } else if id == "ubuntu" || (id != "debian" && is("ubuntu")) {
+        ("ubuntu".to_string(), Some(Scheme::Dpkg))
+    } else if is("debian") {
+        ("debian".to_string(), Some(Scheme::Dpkg))
+    } else if is("suse") || id.starts_with("opensuse") || id == "sles" {
+        ("suse".to_string(), Some(Scheme::Rpm))
+    } else {
+        (id, None)
+    };
+    Distro {
+        family,
+        scheme,
+        pretty,
+    }
+}
+
+/// The installed version of `package` in dpkg's status database.
+pub fn dpkg_installed_version(status: &str, package: &str) -> Option<String> {
+    for para in status.split("\n\n") {
+        let mut name = None;
+        let mut installed = false;
+        let mut ver = None;
+        for line in para.lines() {
+            if let Some(v) = line.strip_prefix("Package:") {
+                name = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("Status:") {
+                installed = v.trim().ends_with(" installed");
+            } else if let Some(v) = line.strip_prefix("Version:") {
+                ver = Some(v.trim());
+            }
+        }
+        if name == Some(package) && installed {
+            return ver.map(str::to_string);
+        }
+    }
+    None
+}
+
+/// The highest version `rpm -q --qf '%{EPOCH}:%{VERSION}-%{RELEASE}\n'` printed (one line per
+/// installed instance; `(none):` means no epoch).
+pub fn rpm_query_version(out: &str) -> Option<String> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("not installed"))
+        .map(|l| l.strip_prefix("(none):").unwrap_or(l).to_string())
+        .max_by(|a, b| version::rpm_evr_cmp(a, b))
+}
+
+/// What was found, for the verdict.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub manager: Option<String>,
+    pub distro: Option<Distro>,
+    pub package: Option<String>,
+}
+
+/// The verdict for what was found against the minimums (pure, for tests).
+/// Returns (verdict, summary, the minimum applied).
+pub fn judge(found: &Found, minimums: &[SystemdMinimum]) -> (Verdict, String, Option<String>) {
+    let family = found.distro.as_ref().map(|d| d.family.as_str());
+    let entry = family
+        .and_then(|f| minimums.iter().find(|m| m.distro.eq_ignore_ascii_case(f)))
+        .map(|m| (m, false))
+        .or_else(|| {
+            minimums
+                .iter()
+                .find(|m| m.distro == "default")
+                .map(|m| (m, true))
+        });
+    let Some((min, is_default)) = entry else {
+        return (
+            Verdict::Healthy,
+            format!(
+                "no minimum for {} and no default in the runbook",
+                family.unwrap_or("this distro")
+            ),
+            None,
+        );
+    };
+    let applied = Some(format!("{}: {}", min.distro, min.version));
+    if !is_default {
+        let scheme = found.distro.as_ref().and_then(|d| d.scheme);
+        match (&found.package, scheme) {
+            (Some(pkg), Some(scheme)) => {
+                let ord = scheme.compare(pkg, &min.version);
+                if ord.is_lt() {
+                    return (
+                        Verdict::Failing,
+                        format!(
+                            "systemd package {pkg} is older than the {} minimum {}",
+                            min.distro, min.version
+                        ),
+                        applied,
+                    );
+                }
+                return (
+                    Verdict::Healthy,
+                    format!(
+                        "systemd package {pkg} meets the {} minimum {}",
+                        min.distro, min.version
+                    ),
+                    applied,
+                );
+            }
+            _ => {
+                return (
+                    Verdict::Unknown,
+                    format!(
+                        "the {} minimum {} needs the systemd package version, which could not be read",
+                        min.distro, min.version
+                    ),
+                    applied,
+                );
+            }
+        }
+    }
+    let have = found
+        .manager
+        .as_deref()
+        .and_then(version::major)
+        .or_else(|| found.package.as_deref().and_then(version::major));
+    match (have, version::major(&min.version)) {
+        (Some(h), Some(m)) if h < m => (
+            Verdict::Failing,
+            format!("systemd {h} is older than the default minimum {m}"),
+            applied,
+        ),
+        (Some(h), Some(m)) => (
+            Verdict::Healthy,
+            format!("systemd {h} meets the default minimum {m}"),
+            applied,
+        ),
+        (None, _) => (
+            Verdict::Unknown,
+            "the systemd version could not be read".into(),
+            applied,
+        ),
+        (_, None) => (
+            Verdict::Unknown,
+            format!(
+                "the default minimum {:?} has no major version number",
+                min.version
+            ),
+            applied,
+        ),
+    }
+}
+
+/// The outdated-systemd probe.
+pub struct SystemdCheck {
+    pub settings: Settings,
+    pub systemd: Arc<dyn Systemd>,
+    pub os_release: PathBuf,
+    pub dpkg_status: PathBuf,
+    pub rpm: PathBuf,
+}
+
+impl SystemdCheck {
+    async fn read_os_release(&self) -> Result<String, String> {
+        match tokio::fs::read_to_string(&self.os_release).await {
+            Ok(s) => Ok(s),
+            Err(e) if self.os_release == Path::new("/etc/os-release") => {
+                tokio::fs::read_to_string("/usr/lib/os-release")
+                    .await
+                    .map_err(|_| format!("cannot read /etc/os-release: {e}"))
+            }
+            Err(e) => Err(format!("cannot read {}: {e}", self.os_release.display())),
+        }
+    }
+
+    async fn package_version(
+        &self,
+        d: &Distro,
+        deadline: std::time::Duration,
+    ) -> Result<String, String> {
+        match d.scheme {
+            Some(Scheme::Dpkg) => {
+                let s = tokio::fs::read_to_string(&self.dpkg_status)
+                    .await
+                    .map_err(|e| format!("cannot read {}: {e}", self.dpkg_status.display()))?;
+                dpkg_installed_version(&s, "systemd").ok_or_else(|| {
+                    format!("no installed systemd in {}", self.dpkg_status.display())
+                })
+            }
+            Some(Scheme::Rpm) => {
+                let (f, out) = io::run_output(
+                    &self.rpm,
+                    &["-q", "--qf", "%{EPOCH}:%{VERSION}-%{RELEASE}\\n", "systemd"],
+                    deadline,
+                )
+                .await
+                .map_err(|e| format!("rpm -q systemd: {e}"))?;
+                if !f.success {
+                    return Err(format!(
+                        "rpm -q systemd failed: {} {}",
+                        out.trim(),
+                        f.stderr
+                    ));
+                }
+                rpm_query_version(&out).ok_or_else(|| "rpm -q systemd printed nothing".into())
+            }
+            None => Err(format!("no package database known for {}", d.family)),
+        }
+    }
+
+    async fn run_inner(&self, now: Timestamp) -> Observation {
+        let started = tokio::time::Instant::now();
+        let deadline = budget(self.settings.timing.timeout);
+        let manager = async {
+            match tokio::time::timeout(deadline, self.systemd.manager_version()).await {
+                Ok(r) => r,
+                Err(_) => Err(SystemdError::Timeout {
+                    what: "no answer to Get(Manager.Version)".into(),
+                    after: deadline,
+                }),
+            }
+        };
+        let os = async {
+            let text = self.read_os_release().await?;
+            let d = distro(&parse_os_release(&text));
+            let left = deadline.saturating_sub(started.elapsed());
+            let pkg = self.package_version(&d, left).await;
+            Ok::<_, String>((d, pkg))
+        };
+        let (manager, os) = tokio::join!(manager, os);
+        let mut o = Observation::new(Problem::SystemdOutdated, now, Verdict::Unknown, "");
+        let mut found = Found::default();
+        match manager {
+            Ok(v) => {
+                o = o.with("managerVersion", &v);
+                found.manager = Some(v);
+            }
+            Err(e) => o = o.with("managerVersion", format!("unknown: {e}")),
+        }
+        match os {
+            Ok((d, pkg)) => {
+                o = o.with("distro", format!("{} ({})", d.family, d.pretty));
+                match pkg {
+                    Ok(p) => {
+                        o = o.with("package", &p);
+                        found.package = Some(p);
+                    }
+                    Err(e) => o = o.with("package", format!("unknown: {e}")),
+                }
+                found.distro = Some(d);
+            }
+            Err(e) => o = o.with("distro", format!("unknown: {e}")),
+        }
+        let (verdict, summary, applied) = judge(&found, &self.settings.minimums);
+        if let Some(a) = applied {
+            o = o.with("minimum", a);
+        }
+        o.verdict = verdict;
+        o.summary = summary;
+        o.took(elapsed_since(started))
+    }
+}
+
+impl Probe for SystemdCheck {
+    fn problem(&self) -> Problem {
+        Problem::SystemdOutdated
+    }
+    fn run(&self, now: Timestamp) -> ProbeFuture<'_> {
+        Box::pin(self.run_inner(now))
+    }
+    fn timeout_verdict(&self) -> Verdict {
+        Verdict::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fam(text: &str) -> String {
+        distro(&parse_os_release(text)).family
+    }
+
+    #[test]
+    fn distro_families() {
+        assert_eq!(
+            fam(
+                "NAME=\"CentOS Linux\"\nID=\"centos\"\nID_LIKE=\"rhel fedora\"\nVERSION_ID=\"7\"\n"
+            ),
+            "el7"
+        );
+        assert_eq!(
+            fam("ID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"8.10\"\n"),
+            "el8"
+        );
+        assert_eq!(
+            fam("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\n"),
+            "el9"
+        );
+        assert_eq!(
+            fam("ID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.5\"\n"),
+            "el9"
+        );
+        assert_eq!(
+            fam("ID=\"ol\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"8.9\"\n"),
+            "el8"
+        );
+        assert_eq!(fam("ID=fedora\nVERSION_ID=40\n"), "fedora");
+        assert_eq!(
+            fam("ID=\"amzn\"\nID_LIKE=\"centos rhel fedora\"\nVERSION_ID=\"2\"\n"),
+            "amzn2"
+        );
+        assert_eq!(
+            fam("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n"),
+            "debian"
+        );
+        assert_eq!(
+            fam("ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\"\n"),
+            "ubuntu"
+        );
+        assert_eq!(fam("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n"), "ubuntu");
+        assert_eq!(fam("ID=raspbian\nID_LIKE=debian\n"), "debian");
+        assert_eq!(fam("ID=\"sles\"\nID_LIKE=\"suse\"\n"), "suse");
+        assert_eq!(fam("ID=flatcar\n"), "flatcar");
+        let m = parse_os_release("# c\nNAME='A \\\"b\\\"'\nX=1\n\n");
+        assert_eq!(m["NAME"], "A \"b\"");
+    }
+
+    #[test]
+    fn dpkg_status_and_rpm_output() {
+        let status = "Package: libsystemd0\nStatus: install ok installed\nVersion: 252.33-1~deb12u1\n\nPackage: systemd\nStatus: deinstall ok config-files\nVersion: 241-7\n\nPackage: systemd\nStatus: install ok installed\nPriority: important\nVersion: 252.33-1~deb12u1\n";
+        assert_eq!(
+            dpkg_installed_version(status, "systemd").as_deref(),
+            Some("252.33-1~deb12u1")
+        );
+        assert_eq!(dpkg_installed_version(status, "nope"), None);
+        assert_eq!(
+            rpm_query_version("(none):219-78.el7_9.9\n").as_deref(),
+            Some("219-78.el7_9.9")
+        );
+        assert_eq!(
+            rpm_query_version("(none):219-67.el7\n(none):219-78.el7\n").as_deref(),
+            Some("219-78.el7")
+        );
+        assert_eq!(
+            rpm_query_version("package systemd is not installed\n"),
+            None
+        );
+    }
+
+    fn mins() -> Vec<SystemdMinimum> {
+        crate::runbook::default_runbook()
+            .runbook
+            .spec
+            .probes
+            .systemd
+            .minimums
+    }
+
+    fn found(manager: &str, os: &str, pkg: Option<&str>) -> Found {
+        Found {
+            manager: Some(manager.into()),
+            distro: Some(distro(&parse_os_release(os))),
+            package: pkg.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn policy() {
+        let el7 = "ID=\"centos\"\nID_LIKE=\"rhel fedora\"\nVERSION_ID=\"7\"\n";
+        let (v, s, _) = judge(&found("219", el7, Some("219-62.el7_6.9")), &mins());
+        assert_eq!(v, Verdict::Failing, "{s}");
+        let (v, _, m) = judge(&found("219", el7, Some("219-78.el7_9.9")), &mins());
+        assert_eq!(v, Verdict::Healthy);
+        assert_eq!(m.as_deref(), Some("el7: 219-67.el7"));
+        // an el7 minimum cannot be checked without the package
+        let (v, _, _) = judge(&found("219", el7, None), &mins());
+        assert_eq!(v, Verdict::Unknown);
+        let deb = "ID=debian\nVERSION_ID=\"10\"\n";
+        let (v, _, m) = judge(&found("241", deb, Some("241-7~deb10u10")), &mins());
+        assert_eq!(v, Verdict::Failing);
+        assert_eq!(m.as_deref(), Some("default: 244"));
+        let (v, _, _) = judge(&found("252.33-1~deb12u1", deb, None), &mins());
+        assert_eq!(v, Verdict::Healthy);
+        let el8 = "ID=\"rhel\"\nVERSION_ID=\"8.10\"\n";
+        let (v, s, _) = judge(&found("239 (239-82.el8)", el8, Some("239-82.el8")), &mins());
+        assert_eq!(v, Verdict::Failing, "{s}");
+        // a dpkg distro minimum uses dpkg ordering
+        let m = vec![SystemdMinimum {
+            distro: "ubuntu".into(),
+            version: "245.4-4ubuntu3.20".into(),
+        }];
+        let ub = "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"20.04\"\n";
+        assert_eq!(
+            judge(&found("245", ub, Some("245.4-4ubuntu3.24")), &m).0,
+            Verdict::Healthy
+        );
+        assert_eq!(
+            judge(&found("245", ub, Some("245.4-4ubuntu3.4")), &m).0,
+            Verdict::Failing
+        );
+        assert_eq!(
+            judge(&found("245", ub, Some("245.4-4ubuntu3.20~rc1")), &m).0,
+            Verdict::Failing
+        );
+    }
+}

@@ -1,0 +1,416 @@
+//! Prometheus metrics in the text exposition format (0.0.4), served on loopback.
+//!
+//! Hand-rolled: a handful of gauges, counters and one histogram do not need
+//! the prometheus crate. The server is a bare hyper HTTP/1 listener that
+//! answers `GET /metrics` and refuses to bind anything but a loopback address
+//! (node-exporter-style scraping goes through the host network namespace).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `nodewarden_problem_active` | gauge 0/1 | `problem` |
+//! | `nodewarden_steps_total` | counter | `action`, `result` |
+//! | `nodewarden_probe_duration_seconds` | histogram | `problem` |
+//! | `nodewarden_episode_phase` | gauge 0/1 (one per phase) | `phase` |
+//! | `nodewarden_slot_held` | gauge 0/1 | |
+//! | `nodewarden_last_decision` | gauge 1 | `decision` |
+//! | `nodewarden_last_decision_timestamp_seconds` | gauge | |
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::model::Timestamp;
+
+/// Histogram buckets of probe durations, seconds.
+pub const PROBE_BUCKETS: [f64; 9] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0];
+
+/// Episode phases, all exported (0 or 1) so a dashboard sees every series.
+pub const PHASES: [&str; 10] = [
+    "idle",
+    "pending",
+    "act",
+    "verify",
+    "wait",
+    "hold",
+    "recovered",
+    "monitoring",
+    "exhausted",
+    "paused",
+];
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    buckets: [u64; PROBE_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    problems: BTreeMap<String, bool>,
+    steps: BTreeMap<(String, String), u64>,
+    probes: BTreeMap<String, Histogram>,
+    phase: Option<String>,
+    slot_held: bool,
+    last_decision: Option<(String, Timestamp)>,
+}
+
+/// The agent's metrics. Share it in an `Arc`; every method is cheap.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    state: Mutex<State>,
+}
+
+/// Escapes a label value (`\`, `"`, newline).
+fn esc(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else if v.is_nan() {
+        "NaN".into()
+    } else if v > 0.0 {
+        "+Inf".into()
+    } else {
+        "-Inf".into()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A problem is (or stops being) an active finding.
+    pub fn set_problem_active(&self, problem: &str, active: bool) {
+        self.state().problems.insert(problem.to_string(), active);
+    }
+
+    /// A step finished with `result` (`succeeded`, `failed`, `timeout`, …).
+    pub fn step(&self, action: &str, result: &str) {
+        *self
+            .state()
+            .steps
+            .entry((action.to_string(), result.to_string()))
+            .or_default() += 1;
+    }
+
+    /// One probe run took `took`.
+    pub fn observe_probe(&self, problem: &str, took: Duration) {
+        let secs = took.as_secs_f64();
+        let mut s = self.state();
+        let h = s.probes.entry(problem.to_string()).or_default();
+        for (i, b) in PROBE_BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// The episode phase (one of [`PHASES`]; another value is exported as is).
+    pub fn set_phase(&self, phase: &str) {
+        self.state().phase = Some(phase.to_string());
+    }
+
+    pub fn set_slot_held(&self, held: bool) {
+        self.state().slot_held = held;
+    }
+
+    /// The planner's last decision (`idle`, `act`, `hold`, …) and when.
+    pub fn set_last_decision(&self, decision: &str, at: Timestamp) {
+        self.state().last_decision = Some((decision.to_string(), at));
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let s = self.state();
+        let mut o = String::with_capacity(2048);
+        let _ = writeln!(
+            o,
+            "# HELP nodewarden_problem_active Whether a problem is an active finding on this node."
+        );
+        let _ = writeln!(o, "# TYPE nodewarden_problem_active gauge");
+        for (p, a) in &s.problems {
+            let _ = writeln!(
+                o,
+                "nodewarden_problem_active{{problem=\"{}\"}} {}",
+                esc(p),
+                u8::from(*a)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP nodewarden_steps_total Runbook steps finished, by action and result."
+        );
+        let _ = writeln!(o, "# TYPE nodewarden_steps_total counter");
+        for ((a, r), n) in &s.steps {
+            let _ = writeln!(
+                o,
+                "nodewarden_steps_total{{action=\"{}\",result=\"{}\"}} {n}",
+                esc(a),
+                esc(r)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP nodewarden_probe_duration_seconds Time one probe run took."
+        );
+        let _ = writeln!(o, "# TYPE nodewarden_probe_duration_seconds histogram");
+        for (p, h) in &s.probes {
+            let p = esc(p);
+            for (i, b) in PROBE_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "nodewarden_probe_duration_seconds_bucket{{problem=\"{p}\",le=\"{}\"}} {}",
+                    num(*b),
+                    h.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                o,
+                "nodewarden_probe_duration_seconds_bucket{{problem=\"{p}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                o,
+                "nodewarden_probe_duration_seconds_sum{{problem=\"{p}\"}} {}",
+                num(h.sum)
+            );
+            let _ = writeln!(
+                o,
+                "nodewarden_probe_duration_seconds_count{{problem=\"{p}\"}} {}",
+                h.count
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP nodewarden_episode_phase The current episode phase (1) among all phases (0)."
+        );
+        let _ = writeln!(o, "# TYPE nodewarden_episode_phase gauge");
+        let current = s.phase.as_deref();
+        for ph in PHASES {
+            let _ = writeln!(
+                o,
+                "nodewarden_episode_phase{{phase=\"{ph}\"}} {}",
+                u8::from(current == Some(ph))
+            );
+        }
+        if let Some(c) = current.filter(|c| !PHASES.contains(c)) {
+            let _ = writeln!(o, "nodewarden_episode_phase{{phase=\"{}\"}} 1", esc(c));
+        }
+        let _ = writeln!(
+            o,
+            "# HELP nodewarden_slot_held Whether this node holds a cluster-wide disruption slot."
+        );
+        let _ = writeln!(o, "# TYPE nodewarden_slot_held gauge");
+        let _ = writeln!(o, "nodewarden_slot_held {}", u8::from(s.slot_held));
+        if let Some((d, at)) = &s.last_decision {
+            let _ = writeln!(
+                o,
+                "# HELP nodewarden_last_decision The planner's last decision."
+            );
+            let _ = writeln!(o, "# TYPE nodewarden_last_decision gauge");
+            let _ = writeln!(o, "nodewarden_last_decision{{decision=\"{}\"}} 1", esc(d));
+            let _ = writeln!(
+                o,
+                "# HELP nodewarden_last_decision_timestamp_seconds When the planner last decided."
+            );
+            let _ = writeln!(o, "# TYPE nodewarden_last_decision_timestamp_seconds gauge");
+            let _ = writeln!(
+                o,
+                "nodewarden_last_decision_timestamp_seconds {}",
+                num(at.as_millisecond() as f64 / 1000.0)
+            );
+        }
+        o
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("metrics address {0} is not a loopback address")]
+    NotLoopback(SocketAddr),
+    #[error("binding the metrics listener on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds a loopback address (port 0: any free port).
+pub async fn bind_loopback(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    if !addr.ip().is_loopback() {
+        return Err(ServeError::NotLoopback(addr));
+    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn respond(metrics: &Metrics, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        (&Method::GET, _) => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n".to_string(),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// Serves `GET /metrics` on `listener` until the task is aborted. Each
+/// connection is bounded (headers within 5 s, the whole connection 30 s).
+pub fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("metrics accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let r = respond(&metrics, &req);
+                    async move { Ok::<_, Infallible>(r) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(5))
+                    .serve_connection(TokioIo::new(stream), svc);
+                let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_text_format() {
+        let m = Metrics::new();
+        m.set_problem_active("KubeletUnhealthy", true);
+        m.set_problem_active("ClockSkewed", false);
+        m.step("restartUnit", "succeeded");
+        m.step("restartUnit", "succeeded");
+        m.step("drain", "failed");
+        m.observe_probe("KubeletUnhealthy", Duration::from_millis(30));
+        m.observe_probe("KubeletUnhealthy", Duration::from_secs(20));
+        m.set_phase("verify");
+        m.set_slot_held(true);
+        m.set_last_decision(
+            "act",
+            Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(1_700_000_000),
+        );
+        let t = m.render();
+        for line in [
+            "nodewarden_problem_active{problem=\"KubeletUnhealthy\"} 1",
+            "nodewarden_problem_active{problem=\"ClockSkewed\"} 0",
+            "nodewarden_steps_total{action=\"restartUnit\",result=\"succeeded\"} 2",
+            "nodewarden_steps_total{action=\"drain\",result=\"failed\"} 1",
+            "nodewarden_probe_duration_seconds_bucket{problem=\"KubeletUnhealthy\",le=\"0.05\"} 1",
+            "nodewarden_probe_duration_seconds_bucket{problem=\"KubeletUnhealthy\",le=\"10\"} 1",
+            "nodewarden_probe_duration_seconds_bucket{problem=\"KubeletUnhealthy\",le=\"+Inf\"} 2",
+            "nodewarden_probe_duration_seconds_count{problem=\"KubeletUnhealthy\"} 2",
+            "nodewarden_episode_phase{phase=\"verify\"} 1",
+            "nodewarden_episode_phase{phase=\"idle\"} 0",
+            "nodewarden_slot_held 1",
+            "nodewarden_last_decision{decision=\"act\"} 1",
+            "nodewarden_last_decision_timestamp_seconds 1700000000",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
+        }
+        // Every sample line is `name{labels} value` or `name value`.
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            assert_eq!(
+                l.rsplit_once(' ').map(|(_, v)| v.parse::<f64>().is_ok()),
+                Some(true),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[tokio::test]
+    async fn refuses_non_loopback_and_serves_on_loopback() {
+        let any: SocketAddr = "0.0.0.0:0"
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        assert!(matches!(
+            bind_loopback(any).await,
+            Err(ServeError::NotLoopback(_))
+        ));
+        let l = bind_loopback(SocketAddr::from(([127, 0, 0, 1], 0))).await;
+        let Ok(l) = l else { panic!("bind: {l:?}") };
+        let Ok(addr) = l.local_addr() else {
+            panic!("addr")
+        };
+        let m = Arc::new(Metrics::new());
+        m.set_slot_held(true);
+        let task = serve(l, m);
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+            panic!("connect")
+        };
+        let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        assert!(s.write_all(req).await.is_ok());
+        let mut out = String::new();
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await;
+        assert!(matches!(r, Ok(Ok(_))), "{r:?}");
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.contains("text/plain; version=0.0.4"), "{out}");
+        assert!(out.contains("\nnodewarden_slot_held 1\n"), "{out}");
+        task.abort();
+    }
+}

@@ -1,0 +1,14 @@
+//! Reporting: what nodewarden did, where people look for it.
+//!
+//! - [`events`]: events.k8s.io Events on the Node for every `Report` the
+//!   executor emits (best effort, under a deadline);
+//! - [`metrics`]: Prometheus text metrics served on loopback.
+//!
+//! NodeConditions live with the rest of the Node API in `act::node`
+//! (`NodeConditions`), since they share its client and ownership rules.
+
+pub mod events;
+pub mod metrics;
+
+pub use events::EventSink;
+pub use metrics::Metrics;
