@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -30,7 +31,7 @@ pub struct Args {
     ledger: Option<PathBuf>,
     /// Output format
     #[arg(long, short = 'o', global = true, value_enum)]
-    output: Option<Output>,
+    pub(crate) output: Option<Output>,
     /// Log format (logs go to stderr or journald; `RUST_LOG` sets the level)
     #[arg(
         long,
@@ -45,7 +46,7 @@ pub struct Args {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Output {
+pub(crate) enum Output {
     #[value(alias = "table")]
     Text,
     Json,
@@ -58,6 +59,11 @@ enum Command {
     DryRun(DryRunArgs),
     /// Run every probe once and show each problem's verdict, evidence and timing.
     Check,
+    /// Run the agent: probe, plan and act until stopped (systemd unit or DaemonSet).
+    Run(RunArgs),
+    /// Planned maintenance from the node shell: plan, start, status, end.
+    #[command(subcommand)]
+    Maintenance(crate::cli_maintenance::MaintenanceCmd),
     /// Check or print the runbook.
     #[command(subcommand)]
     Runbook(RunbookCmd),
@@ -101,11 +107,62 @@ struct DryRunArgs {
     at: Option<String>,
 }
 
+/// How to reach the Kubernetes API (run, maintenance).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ApiArgs {
+    /// This node's name in Kubernetes [default: the host name]
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    node_name: Option<String>,
+    /// API server URL without credentials (tests, `kubectl proxy`); overrides the kubeconfig
+    #[arg(long, value_name = "URL", conflicts_with_all = ["kubeconfig", "in_cluster"])]
+    api_url: Option<String>,
+    /// Kubeconfig file [default: in-cluster service account, else $KUBECONFIG or ~/.kube/config]
+    #[arg(long, env = "NODEWARDEN_KUBECONFIG", value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Use the pod's service account only
+    #[arg(long)]
+    in_cluster: bool,
+    /// Deadline of one API call
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    api_timeout: String,
+    /// Namespace of the disruption-slot Leases
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "nodewarden",
+        value_name = "NS"
+    )]
+    pub(crate) namespace: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Run without the Kubernetes API: only unit restarts; every disruptive step is held
+    #[arg(long, conflicts_with = "api_url")]
+    no_api: bool,
+    /// Serve Prometheus metrics on this loopback address ("off" to disable)
+    #[arg(
+        long,
+        env = "NODEWARDEN_METRICS_ADDR",
+        default_value = "127.0.0.1:9464",
+        value_name = "ADDR"
+    )]
+    metrics_addr: String,
+    /// Re-plan at least this often
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    tick: String,
+    /// Re-read the disruption slots and the fleet this often
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    cluster_refresh: String,
+}
+
 /// Everything a subcommand needs, validated once.
-struct Config {
-    runbook: Loaded,
-    ledger_path: PathBuf,
-    output: Output,
+pub(crate) struct Config {
+    pub(crate) runbook: Loaded,
+    pub(crate) ledger_path: PathBuf,
+    pub(crate) output: Output,
 }
 
 fn load_runbook(explicit: Option<&Path>) -> Result<Loaded> {
@@ -118,7 +175,7 @@ fn load_runbook(explicit: Option<&Path>) -> Result<Loaded> {
     }
 }
 
-fn config(args: &Args, default_output: Output) -> Result<Config> {
+pub(crate) fn config(args: &Args, default_output: Output) -> Result<Config> {
     let output = args.output.unwrap_or(default_output);
     let runbook = load_runbook(args.runbook.as_deref())?;
     Ok(Config {
@@ -132,7 +189,13 @@ fn config(args: &Args, default_output: Output) -> Result<Config> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    if let Some(note) = crate::logging::init(args.log_format, "warn") {
+    // The daemon logs decisions at info; the one-shot commands only warnings.
+    let level = if matches!(args.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    if let Some(note) = crate::logging::init(args.log_format, level) {
         eprintln!("nodewarden: {note}");
     }
     match &args.command {
@@ -151,6 +214,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::DryRun(d) => dry_run(&args, d),
         Command::Status => status(&args),
         Command::Check => check(&args),
+        Command::Run(r) => run_daemon(&args, r),
+        Command::Maintenance(m) => crate::cli_maintenance::run(&args, m),
     }
 }
 
@@ -509,4 +574,118 @@ fn status(args: &Args) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn duration_flag(flag: &str, v: &str, min: Duration) -> Result<Duration> {
+    let d: Dur = v
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--{flag} {v:?}: {e}"))?;
+    let d = d.std();
+    if d < min {
+        bail!("--{flag} {v:?}: must be at least {min:?}");
+    }
+    Ok(d)
+}
+
+/// The runbook file SIGHUP re-reads: the explicit one, else the installed one.
+fn runbook_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None if Path::new(DEFAULT_RUNBOOK_PATH).exists() => {
+            Some(PathBuf::from(DEFAULT_RUNBOOK_PATH))
+        }
+        None => None,
+    }
+}
+
+fn run_daemon(args: &Args, r: &RunArgs) -> Result<ExitCode> {
+    use nodewarden::daemon::serve::{ApiConfig, ServeConfig, serve};
+
+    let cfg = config(args, Output::Text)?;
+    let node_name = r.api.node_name()?;
+    let api = if r.no_api {
+        ApiConfig::None
+    } else {
+        ApiConfig::Kube(r.api.kube_options()?)
+    };
+    let metrics_addr = match r.metrics_addr.as_str() {
+        "off" | "none" | "" => None,
+        a => Some(
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("--metrics-addr {a:?}: {e}"))?,
+        ),
+    };
+    if let Some(a) = metrics_addr
+        && !a.ip().is_loopback()
+    {
+        bail!("--metrics-addr {a}: metrics are served on loopback only");
+    }
+    let serve_cfg = ServeConfig {
+        node_name,
+        runbook_path: runbook_path(args.runbook.as_deref()),
+        runbook: cfg.runbook,
+        maintenance_path: maintenance_path(&cfg.ledger_path),
+        ledger_path: cfg.ledger_path,
+        api,
+        namespace: r.api.namespace.clone(),
+        metrics_addr,
+        tick_every: duration_flag("tick", &r.tick, Duration::from_millis(200))?,
+        cluster_refresh: duration_flag(
+            "cluster-refresh",
+            &r.cluster_refresh,
+            Duration::from_secs(1),
+        )?,
+        probe_env: nodewarden::probe::ProbeEnv::default(),
+        dbus: Default::default(),
+        boot_id_path: PathBuf::from("/proc/sys/kernel/random/boot_id"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(serve_cfg))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+impl ApiArgs {
+    pub(crate) fn node_name(&self) -> Result<String> {
+        match &self.node_name {
+            Some(n) if !n.trim().is_empty() => Ok(n.trim().to_string()),
+            Some(_) => bail!("--node-name is empty"),
+            None => Ok(nix::unistd::gethostname()
+                .context("cannot read the host name; pass --node-name")?
+                .to_string_lossy()
+                .trim()
+                .to_lowercase()),
+        }
+    }
+
+    pub(crate) fn kube_options(&self) -> Result<nodewarden::act::kube::KubeOptions> {
+        use nodewarden::act::kube::{KubeOptions, Source};
+        let call_timeout =
+            duration_flag("api-timeout", &self.api_timeout, Duration::from_millis(100))?;
+        let source = if let Some(u) = &self.api_url {
+            Source::Url(u.clone())
+        } else if self.in_cluster {
+            Source::InCluster
+        } else if let Some(k) = &self.kubeconfig {
+            Source::Kubeconfig {
+                path: Some(k.clone()),
+                context: None,
+            }
+        } else {
+            Source::Infer
+        };
+        Ok(KubeOptions {
+            source,
+            call_timeout,
+            ..Default::default()
+        })
+    }
+}
+
+/// `maintenance.json` sits next to the ledger.
+pub(crate) fn maintenance_path(ledger: &Path) -> PathBuf {
+    ledger.with_file_name("maintenance.json")
 }

@@ -99,7 +99,10 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             verdict = ?obs.verdict,
             took_ms = obs.took.std().as_millis() as u64,
             summary = %obs.summary,
-            "observation"
+            "observed {}: {:?}, {}",
+            obs.problem,
+            obs.verdict,
+            obs.summary
         );
         self.health.observe(obs);
     }
@@ -111,7 +114,13 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
                 for w in &l.warnings {
                     tracing::warn!(runbook = %l.source, "{}", w.render(&l.source));
                 }
-                tracing::info!(runbook = %l.source, steps = l.runbook.spec.steps.len(), "runbook reloaded");
+                tracing::info!(
+                    runbook = %l.source,
+                    steps = l.runbook.spec.steps.len(),
+                    "runbook reloaded from {} ({} steps)",
+                    l.source,
+                    l.runbook.spec.steps.len()
+                );
                 self.runbook = l;
                 self.last = None;
                 Ok(())
@@ -121,11 +130,38 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
                     runbook = %path.display(),
                     error = %e,
                     kept = %self.runbook.source,
-                    "new runbook rejected; the last good runbook stays in force"
+                    "new runbook rejected; the last good runbook ({}) stays in force: {e}",
+                    self.runbook.source
                 );
                 Err(e)
             }
         }
+    }
+
+    /// Mirror the maintenance in force (from `nodewarden maintenance start`)
+    /// into the ledger; while it is set the planner pauses.
+    pub fn set_maintenance(
+        &mut self,
+        m: Option<crate::ledger::MaintenanceRecord>,
+    ) -> Result<(), LedgerWriteError> {
+        if self.ledger.maintenance == m {
+            return Ok(());
+        }
+        match &m {
+            Some(r) => tracing::warn!(
+                by = %r.by,
+                since = %r.since,
+                reason = %r.reason,
+                "maintenance in force by {}: {}; automatic remediation paused",
+                r.by,
+                r.reason
+            ),
+            None => tracing::info!("maintenance ended; automatic remediation resumes"),
+        }
+        self.ledger.maintenance = m;
+        self.store.save(&self.ledger).map_err(LedgerWriteError)?;
+        self.last = None;
+        Ok(())
     }
 
     /// Evaluate health, plan, carry the decision out. Logs one line when the decision changes.
@@ -161,10 +197,10 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
         )
         .await?;
         for d in &executed.done {
-            tracing::info!(decision = decision.name(), done = %d, "carried out");
+            tracing::info!(decision = decision.name(), done = %d, "carried out: {d}");
         }
         if let Some(e) = &executed.error {
-            tracing::warn!(decision = decision.name(), error = %e, "step did not complete");
+            tracing::warn!(decision = decision.name(), error = %e, "step did not complete: {e}");
             // Re-log the next decision even if it reads the same.
             self.last = None;
         }
@@ -193,7 +229,7 @@ fn log_decision(d: &Decision, f: &Findings) {
             disruptive = a.disruptive,
             problems = %active,
             reason = %d,
-            "decision"
+            "decision: {d}"
         ),
         Decision::Hold { step, gate, reason } => tracing::warn!(
             decision = "hold",
@@ -201,19 +237,20 @@ fn log_decision(d: &Decision, f: &Findings) {
             gate = %gate,
             problems = %active,
             reason = %reason,
-            "decision"
+            "decision: {d}"
         ),
         Decision::Exhausted { reason, .. } => tracing::error!(
             decision = "exhausted",
             problems = %active,
             reason = %reason,
-            "decision"
+            "decision: {d}"
         ),
-        _ => tracing::info!(decision = d.name(), problems = %active, reason = %d, "decision"),
+        _ => tracing::info!(decision = d.name(), problems = %active, reason = %d, "decision: {d}"),
     }
 }
 
 pub mod run;
+pub mod serve;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,8 @@
 //! per line. `RUST_LOG` overrides the level (the daemon logs `info`; the
 //! one-shot commands only `warn`, so their output stays the report).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -22,8 +24,12 @@ pub enum LogFormat {
 /// Install the global subscriber at `default_level` (unless `RUST_LOG` says
 /// otherwise). Returns a note when the choice fell back.
 pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
-    let filter =
-        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // kube's HTTP trace layer logs every failed request at ERROR without context;
+    // nodewarden reports API failures itself, with what it was doing.
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},kube_client=off")))
+    };
     let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
     let want_journald =
         format == LogFormat::Journald || (format == LogFormat::Auto && under_systemd);
@@ -60,6 +66,7 @@ pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter())
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .try_init();
     }

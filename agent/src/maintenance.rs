@@ -5,6 +5,8 @@
 //! caller's job, so the same analysis serves `maintenance plan`, `start` and
 //! the tests.
 
+pub mod procedure;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};

@@ -259,6 +259,12 @@ impl Kube {
     ) -> Result<Kube, KubeError> {
         config.default_retry = false;
         config.connect_timeout = Some(connect_timeout);
+        // A plain-http URL (kubectl proxy, the test server) never uses TLS, but
+        // the client still builds a TLS config, which without a CA falls back to
+        // the OS trust store and fails on a node without CA certificates.
+        if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
+            config.root_cert = Some(Vec::new());
+        }
         // No read timeout: it would cut watches. `call` bounds each request instead.
         config.read_timeout = None;
         let client = Client::try_from(config).map_err(|e| KubeError::Config(source_chain(&e)))?;

@@ -15,10 +15,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Agent;
+use super::{Agent, Tick};
 use crate::act::{Actuators, Clock};
 use crate::execute::{LedgerSink, LedgerWriteError};
 use crate::health::Observation;
+use crate::ledger::{Ledger, MaintenanceRecord};
 use crate::notify::Notifier;
 use crate::plan::{ClusterView, NodeFacts};
 use crate::runbook::Runbook;
@@ -30,6 +31,15 @@ pub trait Views {
     /// Node facts (unit ages, runtime unit, boot ID) for the units `runbook` names,
     /// each read under a deadline.
     fn facts(&self, runbook: &Runbook) -> impl Future<Output = NodeFacts>;
+    /// Called after every tick, to publish it (conditions, metrics). Must not block:
+    /// hand slow work to a task.
+    fn published(&self, _tick: &Tick, _ledger: &Ledger, _runbook: &Runbook) {}
+    /// Called after a reload was accepted (to re-time the probes).
+    fn reloaded(&self, _runbook: &Runbook) {}
+    /// Planned maintenance in force on this node (`nodewarden maintenance start`).
+    fn maintenance(&self) -> Option<MaintenanceRecord> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +160,9 @@ where
                 Some(Control::Reload) => {
                     match &cfg.runbook_path {
                         Some(p) => {
-                            let _ = agent.reload(p);
+                            if agent.reload(p).is_ok() {
+                                views.reloaded(&agent.runbook().runbook);
+                            }
                         }
                         None => tracing::warn!("reload requested but the built-in runbook is in use; nothing to reload"),
                     }
@@ -181,14 +193,17 @@ where
             .max()
             .unwrap_or_default();
         liveness.alive_for(longest + Duration::from_secs(60));
+        agent.set_maintenance(views.maintenance())?;
         let cluster = views.cluster();
         let facts = views.facts(&agent.runbook().runbook).await;
         let tick = tokio::select! {
             biased;
             msg = control.recv() => match msg {
                 Some(Control::Reload) => {
-                    if let Some(p) = &cfg.runbook_path {
-                        let _ = agent.reload(p);
+                    if let Some(p) = &cfg.runbook_path
+                        && agent.reload(p).is_ok()
+                    {
+                        views.reloaded(&agent.runbook().runbook);
                     }
                     next = Instant::now();
                     continue;
@@ -200,6 +215,7 @@ where
             },
             t = agent.tick(&cluster, &facts) => t?,
         };
+        views.published(&tick, agent.ledger(), &agent.runbook().runbook);
         let _ = notifier.status(&tick.decision.to_string());
         let wait = match tick.decision.next_change() {
             Some(t) => {

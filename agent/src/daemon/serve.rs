@@ -1,0 +1,772 @@
+//! `nodewarden run`: the agent wired to the real node and cluster.
+//!
+//! This module only connects parts that are tested on their own: the probes
+//! (`crate::probe`), systemd over D-Bus, the Kubernetes side (`crate::act::{node,
+//! guard, drain}`), Events and metrics (`crate::report`), the ledger, and the
+//! run loop. Nothing here decides anything.
+//!
+//! Every path out of the process is bounded: API calls by the client's call
+//! deadline, the node watch by a liveness timeout, D-Bus by `DbusOptions`.
+//! Slow publishing (conditions, Events) runs in its own tasks fed through
+//! channels, so a hung API server never stalls the loop; it only closes the
+//! gates that need the API.
+//!
+//! Without any API (no kubeconfig, or the server unreachable) the agent still
+//! starts, probes, reports READY to systemd and restarts units; every step that
+//! needs the API is held by the planner's `ApiUnreachable` / `NodeUnknown` gates.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::Agent;
+use super::Tick;
+use super::run::{self, Liveness, LoopConfig, Views};
+use crate::act::drain::Drainer;
+use crate::act::guard::{FleetCounter, Renewal, SlotConfig, Slots};
+use crate::act::kube::{Kube, KubeOptions};
+use crate::act::node::{
+    COND_EXHAUSTED, COND_REMEDIATING, CordonOutcome, DesiredCondition, NodeClient, NodeConditions,
+    NodeSnapshot, problem_condition,
+};
+use crate::act::real::{KubeSide, RealActuators};
+use crate::act::systemd::{DbusOptions, DbusSystemd, Systemd};
+use crate::act::{ActError, Actuators, Clock, Report, SystemClock};
+use crate::execute::LedgerWriteError;
+use crate::health::Observation;
+use crate::ledger::{Ledger, LedgerError, LedgerFile, MaintenanceRecord, OpenReport, Outcome};
+use crate::maintenance::procedure::{self, StateFile};
+use crate::model::{Dur, Problem, Timestamp};
+use crate::notify::{self, Notifier};
+use crate::plan::{ClusterView, FleetView, NodeFacts, SlotView};
+use crate::probe::{self, ApiFuture, ApiSources, LeaseSource, ProbeEnv, ProbeSet, ProbeTasks};
+use crate::probe::{ReadyConditionSource, ServerClock};
+use crate::report::events::EventSink;
+use crate::report::metrics::{self, Metrics};
+use crate::runbook::{Drain, Loaded, Runbook};
+
+/// How the agent reaches the API server.
+#[derive(Debug, Clone)]
+pub enum ApiConfig {
+    /// No API: run node-local only (every disruptive step is held).
+    None,
+    Kube(KubeOptions),
+}
+
+/// Everything `run` needs, validated by the CLI.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub node_name: String,
+    /// The runbook in force at start.
+    pub runbook: Loaded,
+    /// Where SIGHUP re-reads it from; `None` = built-in (reload refused).
+    pub runbook_path: Option<PathBuf>,
+    pub ledger_path: PathBuf,
+    /// `nodewarden maintenance`'s state file, read every tick.
+    pub maintenance_path: PathBuf,
+    pub api: ApiConfig,
+    /// The agent's namespace (disruption-slot Leases).
+    pub namespace: String,
+    /// Loopback address for `/metrics`; `None` = no metrics endpoint.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Re-plan at least this often.
+    pub tick_every: Duration,
+    /// How often the slot Leases and the fleet are re-read for the gates.
+    pub cluster_refresh: Duration,
+    pub probe_env: ProbeEnv,
+    pub dbus: DbusOptions,
+    pub boot_id_path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    LedgerWrite(#[from] LedgerWriteError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+// ----- the Kubernetes side of the actuators ----------------------------------
+
+/// The API-backed parts, present when a client could be configured.
+struct Connected {
+    kube: Kube,
+    node: NodeClient,
+    slots: Slots,
+    drainer: Drainer,
+    events: mpsc::Sender<Report>,
+}
+
+/// `KubeSide` for the daemon: the node's cordon, slots, drain and Events.
+struct ApiSide {
+    conn: Option<Connected>,
+    /// Why there is no API, for errors.
+    no_api: String,
+    /// Renews the held slot in the background.
+    renewal: Mutex<Option<Renewal>>,
+}
+
+impl ApiSide {
+    fn conn(&self) -> Result<&Connected, ActError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| ActError::ApiUnreachable(self.no_api.clone()))
+    }
+    fn set_renewal(&self, r: Option<Renewal>) {
+        *self.renewal.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+}
+
+impl KubeSide for ApiSide {
+    async fn cordon(&self, reason: &str) -> Result<(), ActError> {
+        let c = self.conn()?;
+        match c.node.cordon(reason).await? {
+            CordonOutcome::Cordoned | CordonOutcome::AlreadyOurs => Ok(()),
+            // Someone cordoned between our look and our patch: it is theirs, so
+            // the step must not claim it. The next plan sees their cordon.
+            CordonOutcome::AlreadyCordonedByOther => Err(ActError::Failed(
+                "the node was cordoned by someone else meanwhile; their cordon is used as is"
+                    .into(),
+            )),
+        }
+    }
+    async fn uncordon(&self) -> Result<(), ActError> {
+        let c = self.conn()?;
+        c.node.uncordon().await?;
+        // A drain in request mode left a taint/annotation asking the platform to drain.
+        if let Err(e) = c.drainer.clear_drain_request().await {
+            tracing::warn!(error = %e, "could not clear the drain request after uncordon: {e}");
+        }
+        Ok(())
+    }
+    async fn disown_cordon(&self) -> Result<(), ActError> {
+        self.conn()?.node.disown_cordon().await?;
+        Ok(())
+    }
+    async fn acquire_slot(&self) -> Result<String, ActError> {
+        let c = self.conn()?;
+        let lease = c.slots.acquire().await?;
+        self.set_renewal(Some(c.slots.keep_renewed(&lease)));
+        Ok(lease)
+    }
+    async fn release_slot(&self, lease: &str) -> Result<(), ActError> {
+        self.set_renewal(None);
+        self.conn()?.slots.release(lease).await?;
+        Ok(())
+    }
+    async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
+        let report = self.conn()?.drainer.drain(spec).await?;
+        Ok(report.summary())
+    }
+    async fn report(&self, report: &Report) {
+        if let Some(c) = &self.conn
+            && c.events.try_send(report.clone()).is_err()
+        {
+            tracing::warn!(reason = %report.reason, "event queue full; event dropped (it is in the log)");
+        }
+    }
+}
+
+/// Publishes Events in order, each under the client's deadline.
+fn spawn_events(sink: EventSink) -> (mpsc::Sender<Report>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Report>(64);
+    let task = tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            sink.emit_best_effort(&r).await;
+        }
+    });
+    (tx, task)
+}
+
+// ----- API sources for the probes ------------------------------------------
+
+struct NodeLease {
+    api: Api<Lease>,
+    kube: Kube,
+    node: String,
+}
+
+impl LeaseSource for NodeLease {
+    fn lease_renew_time(&self) -> ApiFuture<'_, Option<Timestamp>> {
+        Box::pin(async move {
+            let what = format!("get Lease kube-node-lease/{}", self.node);
+            match self.kube.call(what, self.api.get(&self.node)).await {
+                Ok(l) => Ok(l.spec.and_then(|s| s.renew_time).map(|t| t.0)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// The Ready condition's message, from the node watch (no API call).
+struct WatchedReady(watch::Receiver<NodeSnapshot>);
+
+impl ReadyConditionSource for WatchedReady {
+    fn ready_message(&self) -> ApiFuture<'_, Option<String>> {
+        let snap = self.0.borrow().clone();
+        Box::pin(async move {
+            if snap.stale {
+                return Err("the node watch is not current".into());
+            }
+            let node = snap.node.ok_or("the node has not been seen")?;
+            Ok(node
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| c.type_ == "Ready")
+                .and_then(|c| c.message))
+        })
+    }
+}
+
+/// The API server's `Date` header from `GET /version` (any status carries it).
+struct ApiDate(Kube);
+
+/// An HTTP-date (RFC 9110 IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn parse_http_date(s: &str) -> Option<Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(s.trim())
+        .ok()
+}
+
+impl ServerClock for ApiDate {
+    fn date(&self) -> ApiFuture<'_, (Timestamp, Dur)> {
+        Box::pin(async move {
+            let req = http::Request::get("/version")
+                .body(kube::client::Body::empty())
+                .map_err(|e| e.to_string())?;
+            let t0 = Instant::now();
+            let resp = tokio::time::timeout(self.0.call_timeout(), self.0.client().send(req))
+                .await
+                .map_err(|_| format!("GET /version: no answer within {:?}", self.0.call_timeout()))?
+                .map_err(|e| format!("GET /version: {e}"))?;
+            let rtt = Dur::from_std(t0.elapsed());
+            let date = resp
+                .headers()
+                .get(http::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .ok_or("the API server sent no Date header")?;
+            let at =
+                parse_http_date(date).ok_or_else(|| format!("unreadable Date header {date:?}"))?;
+            Ok((at, rtt))
+        })
+    }
+}
+
+// ----- views of the cluster and node -------------------------------------------
+
+/// What the background refresher last learnt.
+#[derive(Debug, Clone)]
+struct Refreshed {
+    slot: SlotView,
+    fleet: Option<FleetView>,
+    /// When the last refresh reached the API.
+    ok_at: Option<Instant>,
+}
+
+struct Wired {
+    node_rx: Option<watch::Receiver<NodeSnapshot>>,
+    refreshed: Arc<Mutex<Refreshed>>,
+    cluster_refresh: Duration,
+    env: ProbeEnv,
+    systemd: Arc<dyn Systemd>,
+    conditions_tx: Option<watch::Sender<Vec<DesiredCondition>>>,
+    metrics: Arc<Metrics>,
+    counted: Mutex<BTreeSet<(String, usize)>>,
+    probes: Mutex<Option<ProbeTasks>>,
+    probe_tx: mpsc::Sender<Observation>,
+    api_sources: ApiSources,
+    maintenance: StateFile,
+}
+
+impl Views for Wired {
+    fn cluster(&self) -> ClusterView {
+        let Some(rx) = &self.node_rx else {
+            return ClusterView {
+                api_reachable: false,
+                node: None,
+                slot: SlotView::Unknown,
+                fleet: None,
+            };
+        };
+        let snap = rx.borrow().clone();
+        let r = self
+            .refreshed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let fresh = r
+            .ok_at
+            .is_some_and(|t| t.elapsed() <= self.cluster_refresh * 3);
+        ClusterView {
+            api_reachable: !snap.stale && snap.node.is_some() && fresh,
+            node: snap.view(),
+            slot: if fresh { r.slot } else { SlotView::Unknown },
+            fleet: if fresh { r.fleet } else { None },
+        }
+    }
+
+    async fn facts(&self, runbook: &Runbook) -> NodeFacts {
+        probe::node_facts(
+            runbook,
+            &self.env,
+            self.systemd.clone(),
+            Duration::from_secs(5),
+        )
+        .await
+    }
+
+    fn published(&self, tick: &Tick, ledger: &Ledger, runbook: &Runbook) {
+        let m = &self.metrics;
+        let active = tick.findings.active_set();
+        for p in Problem::ALL {
+            m.set_problem_active(p.as_str(), active.contains(&p));
+        }
+        m.set_phase(tick.decision.name());
+        m.set_slot_held(ledger.slot.is_some());
+        m.set_last_decision(tick.decision.name(), tick.now);
+        if let Some(ep) = &ledger.episode {
+            let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, a) in ep.attempts.iter().enumerate() {
+                let result = match &a.outcome {
+                    Outcome::InProgress => continue,
+                    Outcome::Succeeded => "succeeded",
+                    Outcome::Failed(_) => "failed",
+                };
+                if counted.insert((ep.id.clone(), i)) {
+                    m.step(a.action.as_str(), result);
+                }
+            }
+        }
+        if let Some(tx) = &self.conditions_tx {
+            let desired = desired_conditions(tick, ledger, runbook);
+            tx.send_if_modified(|cur| {
+                if *cur == desired {
+                    false
+                } else {
+                    *cur = desired;
+                    true
+                }
+            });
+        }
+    }
+
+    fn maintenance(&self) -> Option<MaintenanceRecord> {
+        procedure::daemon_view(&self.maintenance)
+    }
+
+    fn reloaded(&self, runbook: &Runbook) {
+        let set = ProbeSet::new(
+            &runbook.spec.probes,
+            &self.env,
+            self.systemd.clone(),
+            self.api_sources.clone(),
+        );
+        let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        // Dropping the old tasks stops them; the new set starts at once.
+        *probes = Some(set.spawn(self.probe_tx.clone()));
+        tracing::info!(
+            probes = set.problems().len(),
+            "probes restarted with the reloaded runbook"
+        );
+    }
+}
+
+/// The NodeConditions nodewarden keeps: one per enabled problem, plus its own.
+pub fn desired_conditions(
+    tick: &Tick,
+    ledger: &Ledger,
+    runbook: &Runbook,
+) -> Vec<DesiredCondition> {
+    let mut out = Vec::new();
+    let p = &runbook.spec.probes;
+    for problem in Problem::ALL {
+        let enabled = match problem {
+            Problem::KubeletUnhealthy => p.kubelet.timing.enabled,
+            Problem::PlegUnhealthy => p.pleg.timing.enabled,
+            Problem::ContainerRuntimeUnresponsive => p.runtime.timing.enabled,
+            Problem::ClockSkewed => p.clock.timing.enabled,
+            Problem::SystemdOutdated => p.systemd.timing.enabled,
+        };
+        if !enabled {
+            continue;
+        }
+        let ty = problem_condition(problem);
+        out.push(match tick.findings.active.get(&problem) {
+            Some(f) => DesiredCondition::new(ty, true, ty, f.summary.clone()),
+            None => DesiredCondition::new(ty, false, &format!("No{ty}"), "not detected"),
+        });
+    }
+    let exhausted = ledger.episode.as_ref().and_then(|e| e.exhausted.as_ref());
+    let remediating = ledger.episode.is_some() && exhausted.is_none();
+    out.push(if remediating {
+        DesiredCondition::new(
+            COND_REMEDIATING,
+            true,
+            &reason_word(tick.decision.name()),
+            tick.decision.to_string(),
+        )
+    } else {
+        DesiredCondition::new(COND_REMEDIATING, false, "NotRemediating", "no open episode")
+    });
+    out.push(match exhausted {
+        Some(x) => {
+            DesiredCondition::new(COND_EXHAUSTED, true, "RunbookExhausted", x.reason.clone())
+        }
+        None => DesiredCondition::new(
+            COND_EXHAUSTED,
+            false,
+            "NotExhausted",
+            "the runbook has steps left",
+        ),
+    });
+    out
+}
+
+/// `act` → `Act`: condition reasons are CamelCase words.
+fn reason_word(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Writes the latest desired conditions; re-sends them every minute so the
+/// heartbeat logic in `NodeConditions` can refresh them, and retries failures.
+fn spawn_conditions(
+    conditions: NodeConditions,
+    mut rx: watch::Receiver<Vec<DesiredCondition>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let wait = if failing {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_secs(60)
+            };
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let desired = rx.borrow_and_update().clone();
+            if desired.is_empty() {
+                continue;
+            }
+            match conditions.set(&desired).await {
+                Ok(_) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "could not update the node's conditions (retrying): {e}");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    })
+}
+
+/// Re-reads the slot Leases and the fleet for the gates.
+fn spawn_refresher(
+    slots: Arc<Mutex<Slots>>,
+    fleet: FleetCounter,
+    every: Duration,
+    out: Arc<Mutex<Refreshed>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_ok = true;
+        loop {
+            tick.tick().await;
+            let s = slots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let (slot, fleet) = tokio::join!(s.view(), fleet.count());
+            let ok = slot.is_ok() && fleet.is_ok();
+            if ok != was_ok {
+                match (&slot, &fleet) {
+                    (Ok(_), Ok(_)) => tracing::info!("the API server answers again"),
+                    (Err(e), _) => {
+                        tracing::warn!(error = %e, "cannot read the disruption slots: {e}")
+                    }
+                    (_, Err(e)) => tracing::warn!(error = %e, "cannot count the fleet: {e}"),
+                }
+                was_ok = ok;
+            }
+            let mut r = out.lock().unwrap_or_else(|e| e.into_inner());
+            if let (Ok(slot), Ok(fleet)) = (slot, fleet) {
+                r.slot = slot;
+                r.fleet = Some(fleet);
+                r.ok_at = Some(Instant::now());
+            }
+        }
+    })
+}
+
+fn read_boot_id(path: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn slot_config(rb: &Runbook, cfg: &ServeConfig) -> SlotConfig {
+    SlotConfig {
+        namespace: cfg.namespace.clone(),
+        holder: cfg.node_name.clone(),
+        slots: rb.spec.safety.max_concurrent_disruptions.max(1),
+        lease_duration: rb.spec.safety.disruption_lease_duration.std(),
+    }
+}
+
+/// Run the agent until SIGTERM/SIGINT. Returns an error only for what makes
+/// running unsafe: the ledger cannot be opened or written.
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    let clock = SystemClock;
+    let rb = cfg.runbook.runbook.clone();
+    for w in &cfg.runbook.warnings {
+        tracing::warn!(runbook = %cfg.runbook.source, "{}", w.render(&cfg.runbook.source));
+    }
+
+    let (ledger_file, ledger, opened) = LedgerFile::open(&cfg.ledger_path, clock.now())?;
+    let mut startup_reports = Vec::new();
+    match &opened {
+        OpenReport::Loaded => tracing::info!(ledger = %cfg.ledger_path.display(), "ledger loaded"),
+        OpenReport::Fresh => {
+            tracing::info!(ledger = %cfg.ledger_path.display(), "no ledger yet; starting fresh")
+        }
+        OpenReport::Quarantined { reason, moved_to } => {
+            tracing::error!(
+                ledger = %cfg.ledger_path.display(),
+                moved_to = %moved_to.display(),
+                reason = %reason,
+                "the ledger was unusable; moved aside, starting fresh"
+            );
+            startup_reports.push(Report::warning(
+                "LedgerQuarantined",
+                format!(
+                    "ledger unusable ({reason}); moved to {}",
+                    moved_to.display()
+                ),
+            ));
+        }
+    }
+
+    let systemd: Arc<dyn Systemd> = Arc::new(DbusSystemd::new(cfg.dbus.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+
+    let kube = match &cfg.api {
+        ApiConfig::None => {
+            tracing::warn!(
+                "no Kubernetes API configured: node-local only, every step that needs the API is held"
+            );
+            None
+        }
+        ApiConfig::Kube(opts) => match Kube::connect(opts).await {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::error!(error = %e, "no Kubernetes API client ({e}); node-local only, every step that needs the API is held");
+                None
+            }
+        },
+    };
+    let no_api_reason = match &kube {
+        Some(_) => String::new(),
+        None => "no Kubernetes API client is configured for this agent".to_string(),
+    };
+
+    let refreshed = Arc::new(Mutex::new(Refreshed {
+        slot: SlotView::Unknown,
+        fleet: None,
+        ok_at: None,
+    }));
+    let mut node_rx = None;
+    let mut conditions_tx = None;
+    let mut conn = None;
+    let api_sources = match &kube {
+        None => ApiSources::not_configured(no_api_reason.clone()),
+        Some(k) => {
+            let node = NodeClient::new(k.clone(), cfg.node_name.clone());
+            let (rx, watch_task) = node.spawn_watch(Duration::from_secs(60));
+            tasks.push(watch_task);
+            let slots = Slots::new(k.clone(), slot_config(&rb, &cfg));
+            tasks.push(spawn_refresher(
+                Arc::new(Mutex::new(slots.clone())),
+                FleetCounter::new(k.clone(), cfg.node_name.clone()),
+                cfg.cluster_refresh,
+                refreshed.clone(),
+            ));
+            let (ctx, crx) = watch::channel(Vec::new());
+            tasks.push(spawn_conditions(NodeConditions::new(node.clone()), crx));
+            conditions_tx = Some(ctx);
+            let (events, events_task) =
+                spawn_events(EventSink::for_node(k.clone(), &cfg.node_name, None));
+            tasks.push(events_task);
+            node_rx = Some(rx.clone());
+            conn = Some(Connected {
+                kube: k.clone(),
+                drainer: Drainer::new(k.clone(), cfg.node_name.clone()),
+                node,
+                slots,
+                events,
+            });
+            ApiSources {
+                lease: Arc::new(NodeLease {
+                    api: Api::namespaced(k.client().clone(), "kube-node-lease"),
+                    kube: k.clone(),
+                    node: cfg.node_name.clone(),
+                }),
+                ready: Arc::new(WatchedReady(rx)),
+                clock: Arc::new(ApiDate(k.clone())),
+            }
+        }
+    };
+    let api_side = ApiSide {
+        conn,
+        no_api: no_api_reason,
+        renewal: Mutex::new(None),
+    };
+    // A slot this node held before a restart keeps being renewed.
+    if let (Some(c), Some(slot)) = (&api_side.conn, &ledger.slot) {
+        tracing::info!(lease = %slot.lease, "resuming renewal of the disruption slot held before restart");
+        api_side.set_renewal(Some(c.slots.keep_renewed(&slot.lease)));
+    }
+    if let Some(c) = &api_side.conn {
+        tracing::info!(node = %c.node.name(), call_timeout = ?c.kube.call_timeout(), "Kubernetes API client ready for node {} (call deadline {:?})", c.node.name(), c.kube.call_timeout());
+    }
+
+    if let Some(addr) = cfg.metrics_addr {
+        match metrics::bind_loopback(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "metrics on http://{addr}/metrics");
+                tasks.push(metrics::serve(l, metrics.clone()));
+            }
+            Err(e) => tracing::error!(%addr, error = %e, "no metrics endpoint: {e}"),
+        }
+    }
+
+    // Probes → metrics → agent.
+    let (probe_tx, mut probe_rx) = mpsc::channel::<Observation>(64);
+    let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(64);
+    {
+        let metrics = metrics.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(o) = probe_rx.recv().await {
+                metrics.observe_probe(o.problem.as_str(), o.took.std());
+                if obs_tx.send(o).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    let set = ProbeSet::new(
+        &rb.spec.probes,
+        &cfg.probe_env,
+        systemd.clone(),
+        api_sources.clone(),
+    );
+    let probe_tasks = set.spawn(probe_tx.clone());
+
+    let views = Wired {
+        node_rx,
+        refreshed,
+        cluster_refresh: cfg.cluster_refresh,
+        env: cfg.probe_env.clone(),
+        systemd: systemd.clone(),
+        conditions_tx,
+        metrics,
+        counted: Mutex::new(BTreeSet::new()),
+        probes: Mutex::new(Some(probe_tasks)),
+        probe_tx,
+        api_sources,
+        maintenance: StateFile::new(cfg.maintenance_path.clone()),
+    };
+
+    let act = RealActuators {
+        systemd,
+        kube: api_side,
+        boot_id_path: cfg.boot_id_path.clone(),
+    };
+    let boot_id = read_boot_id(&cfg.boot_id_path);
+    let mut agent = Agent::new(
+        cfg.runbook.clone(),
+        ledger,
+        boot_id.as_deref(),
+        act,
+        clock,
+        ledger_file,
+    )?;
+    for r in startup_reports {
+        agent.actuators().report(r).await;
+    }
+
+    let notifier = Arc::new(Notifier::from_env());
+    let liveness = Liveness::default();
+    liveness.alive_for(cfg.tick_every * 3);
+    if let Some(every) = notify::watchdog_interval() {
+        tasks.push(liveness.spawn_watchdog(notifier.clone(), every));
+    }
+    let mut control = run::signals().map_err(ServeError::Signals)?;
+    tracing::info!(
+        node = %cfg.node_name,
+        runbook = %cfg.runbook.source,
+        probes = set.problems().len(),
+        boot_id = boot_id.as_deref().unwrap_or("-"),
+        "nodewarden started on {} with {}",
+        cfg.node_name,
+        cfg.runbook.source
+    );
+    let _ = notifier.ready("started");
+
+    let loop_cfg = LoopConfig {
+        tick_every: cfg.tick_every,
+        runbook_path: cfg.runbook_path.clone(),
+    };
+    let result = run::run_loop(
+        &mut agent,
+        &views,
+        &mut obs_rx,
+        &mut control,
+        &loop_cfg,
+        &notifier,
+        &liveness,
+    )
+    .await;
+    drop(views);
+    for t in &tasks {
+        t.abort();
+    }
+    tracing::info!("nodewarden stopped");
+    result.map_err(ServeError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(t.map(|t| t.as_second()), Some(784111777));
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date(""), None);
+    }
+
+    #[test]
+    fn reasons_are_camel_case() {
+        assert_eq!(reason_word("act"), "Act");
+        assert_eq!(reason_word(""), "");
+    }
+}

@@ -1,0 +1,568 @@
+//! The maintenance procedure a person runs from the node shell:
+//! `start` (impact check → disruption slot → record → cordon → condition →
+//! drain), `status`, and `end` (healthy? → uncordon → release → clear).
+//!
+//! What is in force lives in a small node-local file next to the ledger
+//! (`maintenance.json`), written atomically before every change to the
+//! cluster, so a reboot in the middle (the usual kernel-upgrade case) loses
+//! nothing. The daemon holds the ledger's lock, so the CLI never writes the
+//! ledger: the daemon reads this file every tick, mirrors it into its ledger
+//! and pauses automatic remediation while it exists.
+//!
+//! Every step that fails before the cordon undoes what came before it (the
+//! slot is released, the file removed): `start` either takes the node into
+//! maintenance or changes nothing. A drain that does not finish leaves the
+//! node cordoned and in maintenance, and says which pods and PDBs block it;
+//! running `start` again resumes the drain.
+//!
+//! The slot Lease is taken with the maintenance's maximum duration as its
+//! lifetime (no process renews it while a person works and the node reboots);
+//! `end` releases it, and a forgotten one expires on its own.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ImpactReport, Options, Verdict, fetch, impact};
+use crate::act::ActError;
+use crate::act::Report;
+use crate::act::drain::Drainer;
+use crate::act::guard::{GuardError, SlotConfig, Slots};
+use crate::act::kube::{Kube, KubeError};
+use crate::act::node::{
+    COND_MAINTENANCE, CordonOutcome, DesiredCondition, NodeClient, NodeConditions, NodeError,
+};
+use crate::health::{Observation, Verdict as ProbeVerdict};
+use crate::ledger::MaintenanceRecord;
+use crate::model::{Dur, Timestamp};
+use crate::report::events::EventSink;
+use crate::runbook::{Action, Drain, DrainMode, Runbook};
+
+/// Next to the ledger (`/var/lib/nodewarden/ledger.json`).
+pub const DEFAULT_STATE_PATH: &str = "/var/lib/nodewarden/maintenance.json";
+const SCHEMA: u32 = 1;
+const MAX_STATE_BYTES: u64 = 64 * 1024;
+
+/// The maintenance in force on this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InForce {
+    pub schema: u32,
+    pub node: String,
+    pub since: Timestamp,
+    pub by: String,
+    pub reason: String,
+    /// The disruption slot Lease held for the maintenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// When the slot expires if `end` never comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_expires: Option<Timestamp>,
+    /// nodewarden placed the cordon; `end` lifts only such a cordon.
+    pub cordoned_by_us: bool,
+    /// The node was cordoned by someone else before `start`: `end` leaves it.
+    pub was_cordoned: bool,
+    /// The drain finished (every pod that had to leave has left).
+    pub drained: bool,
+    /// The last drain's one-line report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<String>,
+}
+
+impl InForce {
+    /// What the daemon's ledger and planner see.
+    pub fn record(&self) -> MaintenanceRecord {
+        MaintenanceRecord {
+            since: self.since,
+            by: self.by.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaintError {
+    #[error("maintenance is already in force on {node} since {since}, by {by}: {reason}")]
+    AlreadyInForce {
+        node: String,
+        since: Timestamp,
+        by: String,
+        reason: String,
+    },
+    #[error("no maintenance is in force on this node")]
+    NotInForce,
+    #[error("the maintenance state file {path} is unreadable: {reason}")]
+    State { path: String, reason: String },
+    #[error("the maintenance state file {path} could not be written: {source}")]
+    StateWrite {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("nothing changed: the API server is unreachable: {0}")]
+    ApiUnreachable(String),
+    #[error("nothing changed: {0}")]
+    Refused(String),
+    #[error("nothing changed: the impact report says the drain would be blocked: {}", .0.summary)]
+    Blocked(Box<ImpactReport>),
+    #[error(
+        "the drain did not finish: {0}; the node stays cordoned and in maintenance (run `nodewarden maintenance start` again to resume the drain)"
+    )]
+    DrainFailed(String),
+    #[error("nothing changed: the node is not healthy yet: {0}")]
+    Unhealthy(String),
+    #[error("{0}")]
+    Api(String),
+}
+
+impl MaintError {
+    /// 1: the node is not in the state asked for (refused, blocked, busy);
+    /// 2: bad input or an error reading the state.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            MaintError::State { .. } | MaintError::StateWrite { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl From<KubeError> for MaintError {
+    fn from(e: KubeError) -> Self {
+        if e.is_unreachable() {
+            MaintError::ApiUnreachable(e.to_string())
+        } else {
+            MaintError::Api(e.to_string())
+        }
+    }
+}
+
+impl From<NodeError> for MaintError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Kube(k) => k.into(),
+            e => MaintError::Api(e.to_string()),
+        }
+    }
+}
+
+/// The state file, written atomically (temp file, fsync, rename, fsync dir).
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StateFile { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, reason: impl Into<String>) -> MaintError {
+        MaintError::State {
+            path: self.path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// `Ok(None)`: no maintenance in force.
+    pub fn load(&self) -> Result<Option<InForce>, MaintError> {
+        match std::fs::metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err(e.to_string())),
+            Ok(m) if m.len() > MAX_STATE_BYTES => {
+                return Err(self.err(format!("{} bytes is too large", m.len())));
+            }
+            Ok(_) => {}
+        }
+        let bytes = std::fs::read(&self.path).map_err(|e| self.err(e.to_string()))?;
+        let s: InForce = serde_json::from_slice(&bytes).map_err(|e| self.err(e.to_string()))?;
+        if s.schema != SCHEMA {
+            return Err(self.err(format!("schema {} is not supported", s.schema)));
+        }
+        Ok(Some(s))
+    }
+
+    pub fn save(&self, s: &InForce) -> Result<(), MaintError> {
+        use std::io::Write;
+        let werr = |source| MaintError::StateWrite {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(werr)?;
+        let tmp = self.path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(s).map_err(|e| werr(std::io::Error::other(e)))?;
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(werr)?;
+            f.write_all(&json).map_err(werr)?;
+            f.sync_all().map_err(werr)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(werr)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self) -> Result<(), MaintError> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(MaintError::StateWrite {
+                path: self.path.display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+/// What the daemon sees each tick: the record, or a pause with the reason
+/// when the file cannot be read (a person may be working on the node).
+pub fn daemon_view(file: &StateFile) -> Option<MaintenanceRecord> {
+    match file.load() {
+        Ok(s) => s.map(|s| s.record()),
+        Err(e) => Some(MaintenanceRecord {
+            since: Timestamp::UNIX_EPOCH,
+            by: "unknown".into(),
+            reason: format!("{e}; remove or repair it to resume automatic remediation"),
+        }),
+    }
+}
+
+/// Where and as whom the procedure runs.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub kube: Kube,
+    pub node: String,
+    /// The slot Leases' namespace.
+    pub namespace: String,
+    pub state: StateFile,
+    /// Who runs it (`$SUDO_USER`, `$USER`).
+    pub by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub reason: String,
+    /// Drain deadline.
+    pub timeout: Dur,
+    /// Unmanaged pods are deleted.
+    pub force: bool,
+    /// The slot Lease's lifetime: how long the maintenance may take before the
+    /// slot is considered abandoned.
+    pub max_duration: Dur,
+}
+
+/// The outcome of `start`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Started {
+    pub state: InForce,
+    pub impact: ImpactReport,
+    /// Resumed an unfinished drain of a maintenance already in force.
+    pub resumed: bool,
+    pub notes: Vec<String>,
+}
+
+/// The outcome of `end`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ended {
+    pub ended: InForce,
+    pub uncordoned: bool,
+    pub notes: Vec<String>,
+}
+
+/// The drain `start` runs: the runbook's drain step when it has one, with the
+/// deadline and `force` of the command line.
+pub fn drain_spec(runbook: &Runbook, opts: &StartOptions) -> Drain {
+    let base = runbook.spec.steps.iter().find_map(|s| match &s.action {
+        Action::Drain(d) => Some(d.clone()),
+        _ => None,
+    });
+    let mut d = base.unwrap_or(Drain {
+        mode: DrainMode::Evict,
+        timeout: opts.timeout,
+        delete_empty_dir_data: true,
+        force: false,
+        ignore_daemon_sets: true,
+        grace_period: Dur::ZERO,
+        delete_after_deadline: false,
+        concurrency: 5,
+    });
+    // A person asked for maintenance: evict ourselves even if the runbook
+    // delegates remediation drains to the platform.
+    d.mode = DrainMode::Evict;
+    d.timeout = opts.timeout;
+    d.force = d.force || opts.force;
+    d.delete_after_deadline = false;
+    d
+}
+
+async fn event(ctx: &Ctx, r: Report) {
+    EventSink::for_node(ctx.kube.clone(), &ctx.node, None)
+        .emit_best_effort(&r)
+        .await;
+}
+
+async fn set_condition(ctx: &Ctx, on: bool, message: &str, notes: &mut Vec<String>) {
+    let conds = NodeConditions::new(NodeClient::new(ctx.kube.clone(), ctx.node.clone()));
+    let c = if on {
+        DesiredCondition::new(COND_MAINTENANCE, true, "MaintenanceInProgress", message)
+    } else {
+        DesiredCondition::new(COND_MAINTENANCE, false, "NoMaintenance", message)
+    };
+    if let Err(e) = conds.set(&[c]).await {
+        notes.push(format!("condition {COND_MAINTENANCE} not updated: {e}"));
+    }
+}
+
+/// The read-only impact report.
+pub async fn plan(ctx: &Ctx, force: bool) -> Result<ImpactReport, MaintError> {
+    let objs = fetch(ctx.kube.client(), &ctx.node, ctx.kube.call_timeout())
+        .await
+        .map_err(|e| match e {
+            super::FetchError::Timeout { .. } => MaintError::ApiUnreachable(e.to_string()),
+            super::FetchError::Api { .. } => MaintError::Api(e.to_string()),
+        })?;
+    Ok(impact(
+        &objs,
+        Options {
+            force,
+            surge_single_replicas: false,
+        },
+    ))
+}
+
+/// Take the node into maintenance; see the module docs for the order.
+pub async fn start(
+    ctx: &Ctx,
+    runbook: &Runbook,
+    opts: &StartOptions,
+    now: Timestamp,
+) -> Result<Started, MaintError> {
+    let node = NodeClient::new(ctx.kube.clone(), ctx.node.clone());
+    let existing = ctx.state.load()?;
+    if let Some(s) = &existing
+        && s.drained
+    {
+        return Err(MaintError::AlreadyInForce {
+            node: s.node.clone(),
+            since: s.since,
+            by: s.by.clone(),
+            reason: s.reason.clone(),
+        });
+    }
+    // Reachable? (Nothing has changed yet.)
+    let current = node.get().await?;
+    let report = plan(ctx, opts.force).await?;
+    let mut notes = Vec::new();
+
+    let (mut state, resumed) = match existing {
+        Some(s) => {
+            notes.push(format!(
+                "maintenance in force since {} by {}; resuming its drain",
+                s.since, s.by
+            ));
+            (s, true)
+        }
+        None => {
+            if report.verdict == Verdict::Blocked {
+                return Err(MaintError::Blocked(Box::new(report)));
+            }
+            let view = crate::act::node::node_view(&current);
+            // 1. The slot.
+            let slots = Slots::new(
+                ctx.kube.clone(),
+                SlotConfig {
+                    namespace: ctx.namespace.clone(),
+                    holder: ctx.node.clone(),
+                    slots: runbook.spec.safety.max_concurrent_disruptions.max(1),
+                    lease_duration: opts.max_duration.std(),
+                },
+            );
+            let lease = slots.acquire().await.map_err(|e| match e {
+                GuardError::Busy { holders } => MaintError::Refused(format!(
+                    "every disruption slot is held (by {}); try again when that node is done",
+                    holders.join(", ")
+                )),
+                e => match ActError::from(e) {
+                    ActError::ApiUnreachable(m) => MaintError::ApiUnreachable(m),
+                    other => MaintError::Api(other.to_string()),
+                },
+            })?;
+            // 2. The record, before the cordon.
+            let mut state = InForce {
+                schema: SCHEMA,
+                node: ctx.node.clone(),
+                since: now,
+                by: ctx.by.clone(),
+                reason: opts.reason.clone(),
+                slot: Some(lease.clone()),
+                slot_expires: Some(opts.max_duration.after(now)),
+                cordoned_by_us: false,
+                was_cordoned: view.unschedulable && !view.cordon_annotation,
+                drained: false,
+                drain: None,
+            };
+            if let Err(e) = ctx.state.save(&state) {
+                let _ = slots.release(&lease).await;
+                return Err(e);
+            }
+            // 3. The cordon.
+            let reason = format!("maintenance by {}: {}", ctx.by, opts.reason);
+            match node.cordon(&reason).await {
+                Ok(CordonOutcome::Cordoned) => state.cordoned_by_us = true,
+                Ok(CordonOutcome::AlreadyOurs) => {
+                    state.cordoned_by_us = true;
+                    notes.push("the node was already cordoned by nodewarden".into());
+                }
+                Ok(CordonOutcome::AlreadyCordonedByOther) => {
+                    state.was_cordoned = true;
+                    notes.push(
+                        "the node was already cordoned by someone else: that cordon is used and `end` leaves it"
+                            .into(),
+                    );
+                }
+                Err(e) => {
+                    let _ = slots.release(&lease).await;
+                    let _ = ctx.state.remove();
+                    return Err(match MaintError::from(e) {
+                        MaintError::ApiUnreachable(m) => MaintError::ApiUnreachable(m),
+                        other => MaintError::Refused(format!("the cordon failed: {other}")),
+                    });
+                }
+            }
+            ctx.state.save(&state)?;
+            set_condition(ctx, true, &reason, &mut notes).await;
+            event(
+                ctx,
+                Report::normal("MaintenanceStarted", format!("{reason} (slot {lease})")),
+            )
+            .await;
+            (state, false)
+        }
+    };
+
+    // 4. The drain.
+    let spec = drain_spec(runbook, opts);
+    let result = Drainer::new(ctx.kube.clone(), ctx.node.clone())
+        .drain(&spec)
+        .await;
+    match result {
+        Ok(r) => {
+            state.drained = true;
+            state.drain = Some(r.summary());
+            ctx.state.save(&state)?;
+            event(
+                ctx,
+                Report::normal("MaintenanceDrained", format!("drained: {}", r.summary())),
+            )
+            .await;
+            Ok(Started {
+                state,
+                impact: report,
+                resumed,
+                notes,
+            })
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            state.drain = Some(msg.clone());
+            ctx.state.save(&state)?;
+            event(ctx, Report::warning("MaintenanceDrainFailed", msg.clone())).await;
+            Err(MaintError::DrainFailed(msg))
+        }
+    }
+}
+
+/// Why the node is not healthy, from one round of probe observations; `None` when healthy.
+pub fn unhealthy(observations: &[Observation]) -> Option<String> {
+    let failing: Vec<String> = observations
+        .iter()
+        .filter(|o| o.verdict == ProbeVerdict::Failing)
+        .map(|o| format!("{}: {}", o.problem, o.summary))
+        .collect();
+    (!failing.is_empty()).then(|| failing.join("; "))
+}
+
+/// Bring the node back: only when `health` (one probe round) shows nothing failing.
+pub async fn end(ctx: &Ctx, health: &[Observation]) -> Result<Ended, MaintError> {
+    let Some(state) = ctx.state.load()? else {
+        return Err(MaintError::NotInForce);
+    };
+    let node = NodeClient::new(ctx.kube.clone(), ctx.node.clone());
+    node.get().await?;
+    if let Some(why) = unhealthy(health) {
+        return Err(MaintError::Unhealthy(why));
+    }
+    let mut notes = Vec::new();
+    let mut uncordoned = false;
+    if state.cordoned_by_us {
+        match node.uncordon().await {
+            Ok(_) => uncordoned = true,
+            Err(NodeError::NotOurs { .. }) => notes.push(
+                "the node is cordoned, but no longer by nodewarden: that cordon is left in place"
+                    .into(),
+            ),
+            Err(e) => return Err(e.into()),
+        }
+        if let Err(e) = Drainer::new(ctx.kube.clone(), ctx.node.clone())
+            .clear_drain_request()
+            .await
+        {
+            notes.push(format!("drain request not cleared: {e}"));
+        }
+    } else if state.was_cordoned {
+        notes.push(
+            "the cordon was placed by someone else before the maintenance: left in place".into(),
+        );
+    }
+    if let Some(lease) = &state.slot {
+        let slots = Slots::new(
+            ctx.kube.clone(),
+            SlotConfig {
+                namespace: ctx.namespace.clone(),
+                holder: ctx.node.clone(),
+                slots: u32::MAX,
+                lease_duration: Duration::from_secs(1),
+            },
+        );
+        if let Err(e) = slots.release(lease).await {
+            notes.push(format!(
+                "slot {lease} not released ({e}); it expires at {}",
+                state
+                    .slot_expires
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "its lease time".into())
+            ));
+        }
+    }
+    set_condition(ctx, false, "maintenance ended", &mut notes).await;
+    ctx.state.remove()?;
+    event(
+        ctx,
+        Report::normal(
+            "MaintenanceEnded",
+            format!(
+                "maintenance by {} ended{}",
+                state.by,
+                if uncordoned { "; uncordoned" } else { "" }
+            ),
+        ),
+    )
+    .await;
+    Ok(Ended {
+        ended: state,
+        uncordoned,
+        notes,
+    })
+}

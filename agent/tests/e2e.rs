@@ -1,0 +1,455 @@
+//! The daemon end to end: `nodewarden run` as an enabled unit on a real
+//! systemd (tests/testbed), against the fake API server. Each scenario is
+//! asserted on real systemd state, the API's objects and request log, the
+//! ledger and the journal. Timings are printed, never asserted.
+//!
+//! Needs root and the testbed rootfs (`tests/run` builds it); otherwise SKIP.
+
+#[path = "e2e/harness.rs"]
+mod harness;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use harness::{E2e, NODE, Options};
+use nodewarden_fakeapi::{Budget, FakeApi, Kind, Mode, pod};
+
+const CORDON_ANNOTATION: &str = "nodewarden.io/cordoned-by";
+
+fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// Pods on the test node: a 3-replica Deployment behind a PDB, a pod with
+/// emptyDir, a DaemonSet pod; plus a second node for the replicas elsewhere.
+fn seed_workload(api: &FakeApi) {
+    api.add_node("worker-2");
+    api.add_deployment("default", "web", 3, &[("app", "web")]);
+    api.add_replicaset("default", "web-1", 3, &[("app", "web")], Some("web"));
+    api.add_pod(
+        pod("default", "web-1-a")
+            .node(NODE)
+            .replicaset("web-1")
+            .label("app", "web")
+            .grace(5),
+    );
+    api.add_pod(
+        pod("default", "web-1-b")
+            .node("worker-2")
+            .replicaset("web-1")
+            .label("app", "web"),
+    );
+    api.add_pod(
+        pod("default", "web-1-c")
+            .node("worker-2")
+            .replicaset("web-1")
+            .label("app", "web"),
+    );
+    api.add_pdb(
+        "default",
+        "web-pdb",
+        &[("app", "web")],
+        Budget::MinAvailable(2),
+    );
+    api.add_deployment("default", "cache", 2, &[("app", "cache")]);
+    api.add_replicaset("default", "cache-1", 2, &[("app", "cache")], Some("cache"));
+    api.add_pod(
+        pod("default", "cache-1-a")
+            .node(NODE)
+            .replicaset("cache-1")
+            .label("app", "cache")
+            .empty_dir("tmp"),
+    );
+    api.add_daemonset("kube-system", "fluentd", &[("app", "fluentd")]);
+    api.add_pod(
+        pod("kube-system", "fluentd-testbed")
+            .node(NODE)
+            .daemonset("fluentd"),
+    );
+}
+
+fn pod_on_node(e: &E2e, ns: &str, name: &str) -> bool {
+    e.api.get(Kind::Pod, ns, name).is_some_and(|p| {
+        p["spec"]["nodeName"] == NODE && p["metadata"]["deletionTimestamp"].is_null()
+    })
+}
+
+fn cordon_patches(e: &E2e) -> usize {
+    e.api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.resource == "nodes" && r.subresource.is_none())
+        .filter(|r| r.body.contains("\"unschedulable\":true"))
+        .count()
+}
+
+fn kubelet_restarts(e: &E2e) -> usize {
+    // One "starting" line per start of the fake kubelet; the first is the boot.
+    e.journal_count("kubelet.service", "starting (mode=")
+        .saturating_sub(e.tb.boots())
+}
+
+async fn agent_up(e: &E2e) {
+    e.wait_for("nodewarden active", s(30), |e| {
+        e.tb.active_state("nodewarden.service") == "active"
+    })
+    .await;
+}
+
+fn episode_result(e: &E2e) -> Option<String> {
+    e.ledger()["closed"]
+        .as_array()
+        .and_then(|c| c.last())
+        .map(|c| c["result"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s1_a_hung_kubelet_is_fixed_by_one_restart() {
+    let Some(e) = E2e::start("e2e-s1", Options::default(), |_| {}).await else {
+        return;
+    };
+    agent_up(&e).await;
+    let fault = Instant::now();
+    e.tb.set_mode("kubelet", "hang-until-restart");
+    e.wait_for("KubeletUnhealthy raised", s(30), |e| {
+        e.condition("KubeletUnhealthy")
+            .is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    e.wait_for("kubelet restarted", s(30), |e| {
+        e.journal_count("kubelet.service", "fixed by this restart") == 1
+    })
+    .await;
+    let to_restart = fault.elapsed();
+    e.wait_for(
+        "KubeletUnhealthy cleared and the episode closed",
+        s(40),
+        |e| {
+            e.condition("KubeletUnhealthy")
+                .is_some_and(|c| c.0 == "False")
+                && episode_result(e).as_deref() == Some("recovered")
+        },
+    )
+    .await;
+    assert_eq!(kubelet_restarts(&e), 1, "exactly one RestartUnit");
+    assert_eq!(cordon_patches(&e), 0, "no cordon for a kubelet restart");
+    assert!(!e.unschedulable());
+    let reasons = e.event_reasons();
+    for r in ["StepStarted", "StepSucceeded", "Recovered"] {
+        assert!(
+            reasons.iter().any(|x| x == r),
+            "{r} missing from {reasons:?}"
+        );
+    }
+    eprintln!(
+        "REPORT s1: fault → first RestartUnit {:.1}s (runbook: failFor 3s + interval 1s + 1s budget = 5s)",
+        to_restart.as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_the_whole_ladder_then_recovery_after_reboot() {
+    let Some(e) = E2e::start("e2e-s2", Options::default(), seed_workload).await else {
+        return;
+    };
+    agent_up(&e).await;
+    let boot0 = e.tb.boot_id();
+    let fault = Instant::now();
+    e.tb.set_mode("kubelet", "hang");
+    e.wait_for("kubelet restarted once", s(40), |e| {
+        kubelet_restarts(e) >= 1
+    })
+    .await;
+    e.wait_for("cordoned with nodewarden's annotation", s(40), |e| {
+        e.unschedulable() && e.annotation(CORDON_ANNOTATION).is_some()
+    })
+    .await;
+    e.wait_for("docker restarted", s(40), |e| {
+        e.journal_count("docker.service", "starting (mode=") >= 2
+    })
+    .await;
+    e.wait_for("pods evicted, DaemonSet pod left alone", s(60), |e| {
+        !pod_on_node(e, "default", "web-1-a") && !pod_on_node(e, "default", "cache-1-a")
+    })
+    .await;
+    assert!(
+        pod_on_node(&e, "kube-system", "fluentd-testbed"),
+        "DaemonSet pod must stay"
+    );
+    assert!(e.api.count("create", "pods/eviction") >= 2);
+    let boot1 = e.tb.wait_for_reboot(&boot0, s(120));
+    let to_reboot = fault.elapsed();
+    // The reboot "fixed" it.
+    e.tb.set_mode("kubelet", "ok");
+    e.wait_for(
+        "healthy after boot: uncordoned, slot released, episode closed",
+        s(90),
+        |e| {
+            !e.unschedulable()
+                && e.annotation(CORDON_ANNOTATION).is_none()
+                && episode_result(e).as_deref() == Some("recovered")
+                && e.ledger()["slot"].is_null()
+        },
+    )
+    .await;
+    assert_ne!(boot0, boot1);
+    assert_eq!(e.tb.boots(), 2, "exactly one reboot");
+    let leases = e.api.list(Kind::Lease);
+    assert!(
+        leases.iter().all(|l| l["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()),
+        "slot released: {leases:?}"
+    );
+    eprintln!("REPORT s2: fault → reboot {:.1}s", to_reboot.as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_an_admins_cordon_is_never_lifted() {
+    let Some(e) = E2e::start("e2e-s3", Options::default(), |api| {
+        api.modify(Kind::Node, "", NODE, |n| {
+            n["spec"]["unschedulable"] = true.into()
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    agent_up(&e).await;
+    let boot0 = e.tb.boot_id();
+    e.tb.set_mode("kubelet", "hang");
+    e.wait_for("docker restarted under the admin's cordon", s(60), |e| {
+        e.journal_count("docker.service", "starting (mode=") >= 2
+    })
+    .await;
+    assert_eq!(
+        cordon_patches(&e),
+        0,
+        "no cordon patch: the admin's cordon is used"
+    );
+    e.tb.wait_for_reboot(&boot0, s(120));
+    e.tb.set_mode("kubelet", "ok");
+    e.wait_for("episode closed", s(90), |e| {
+        episode_result(e).as_deref() == Some("recovered")
+    })
+    .await;
+    assert!(e.unschedulable(), "the admin's cordon stays");
+    assert!(e.annotation(CORDON_ANNOTATION).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s4_api_down_holds_disruptive_steps_until_it_returns() {
+    let Some(e) = E2e::start("e2e-s4", Options::default(), |_| {}).await else {
+        return;
+    };
+    agent_up(&e).await;
+    e.api.set_mode(Mode::Down).await;
+    e.tb.set_mode("kubelet", "hang");
+    e.wait_for("kubelet restarted without the API", s(40), |e| {
+        kubelet_restarts(e) >= 1
+    })
+    .await;
+    e.wait_for(
+        "runtime restart held: ApiUnreachable in the ledger",
+        s(40),
+        |e| e.ledger()["episode"]["hold"]["gate"] == "ApiUnreachable",
+    )
+    .await;
+    assert!(
+        e.agent_log().contains("ApiUnreachable"),
+        "hold reason logged"
+    );
+    assert_eq!(
+        e.journal_count("docker.service", "starting (mode="),
+        1,
+        "no runtime restart"
+    );
+    e.api.set_mode(Mode::Up).await;
+    e.wait_for("ladder resumes: cordon then docker restart", s(60), |e| {
+        e.unschedulable() && e.journal_count("docker.service", "starting (mode=") >= 2
+    })
+    .await;
+    e.tb.set_mode("kubelet", "ok");
+    e.wait_for("recovered and uncordoned", s(60), |e| {
+        !e.unschedulable() && episode_result(e).as_deref() == Some("recovered")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s5_a_fault_that_survives_the_reboot_ends_exhausted() {
+    let Some(e) = E2e::start("e2e-s5", Options::default(), seed_workload).await else {
+        return;
+    };
+    agent_up(&e).await;
+    let boot0 = e.tb.boot_id();
+    e.tb.set_mode("kubelet", "hang");
+    e.tb.wait_for_reboot(&boot0, s(150));
+    e.wait_for("episode exhausted", s(90), |e| {
+        !e.ledger()["episode"]["exhausted"].is_null()
+    })
+    .await;
+    // Give it time to do something wrong.
+    tokio::time::sleep(s(10)).await;
+    assert_eq!(e.tb.boots(), 2, "no second reboot inside the cap window");
+    assert!(e.unschedulable(), "stays cordoned for a human");
+    assert!(e.event_reasons().iter().any(|r| r == "Exhausted"));
+    assert_eq!(e.ledger()["cordon"]["handedOver"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_sigkill_mid_drain_resumes_without_repeating() {
+    let Some(e) = E2e::start("e2e-s6", Options::default(), |api| {
+        seed_workload(api);
+        // web-pdb needs all 3: the drain blocks on web-1-a until the budget is raised.
+        api.remove(Kind::PodDisruptionBudget, "default", "web-pdb");
+        api.add_pdb(
+            "default",
+            "web-pdb",
+            &[("app", "web")],
+            Budget::MinAvailable(3),
+        );
+    })
+    .await
+    else {
+        return;
+    };
+    agent_up(&e).await;
+    e.tb.set_mode("kubelet", "hang");
+    e.wait_for("drain in progress", s(90), |e| {
+        e.ledger()["episode"]["attempts"]
+            .as_array()
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["step"] == "drain" && x["outcome"]["result"] == "inProgress")
+            })
+    })
+    .await;
+    e.tb.exec_ok(&["systemctl", "kill", "--signal=KILL", "nodewarden.service"]);
+    e.wait_for("agent restarted by systemd", s(30), |e| {
+        e.journal_count("nodewarden.service", "resuming the open episode") >= 1
+    })
+    .await;
+    // Unblock the drain.
+    e.api
+        .remove(Kind::PodDisruptionBudget, "default", "web-pdb");
+    e.api.add_pdb(
+        "default",
+        "web-pdb",
+        &[("app", "web")],
+        Budget::MinAvailable(2),
+    );
+    e.wait_for("drain finished", s(60), |e| {
+        !pod_on_node(e, "default", "web-1-a")
+    })
+    .await;
+    let ledger = e.ledger();
+    let steps: Vec<String> = ledger["episode"]["attempts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["step"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = |name: &str| steps.iter().filter(|s| *s == name).count();
+    assert_eq!(n("restart-kubelet"), 1, "{steps:?}");
+    assert_eq!(n("restart-container-runtime"), 1, "{steps:?}");
+    assert_eq!(n("drain"), 1, "resumed, not started again: {steps:?}");
+    assert_eq!(cordon_patches(&e), 1, "not re-cordoned");
+    assert_eq!(ledger["cordon"]["byUs"], true, "ownership kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s7_pleg_restarts_kubelet_and_a_hung_docker_is_cordoned_then_restarted() {
+    let Some(e) = E2e::start("e2e-s7", Options::default(), |_| {}).await else {
+        return;
+    };
+    agent_up(&e).await;
+    e.tb.set_ctl("kubelet.pleg", "until-restart");
+    e.wait_for("PLEGUnhealthy raised", s(30), |e| {
+        e.condition("PLEGUnhealthy").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    e.wait_for("kubelet restarted for PLEG", s(40), |e| {
+        kubelet_restarts(e) >= 1
+    })
+    .await;
+    assert_eq!(
+        cordon_patches(&e),
+        0,
+        "runtime answers: kubelet restart first, no cordon"
+    );
+    e.wait_for("PLEG episode closed", s(60), |e| {
+        episode_result(e).as_deref() == Some("recovered")
+    })
+    .await;
+    e.tb.set_mode("docker", "hang-until-restart");
+    e.wait_for("cordoned, then docker restarted", s(60), |e| {
+        cordon_patches(e) >= 1 && e.journal_count("docker.service", "fixed by this restart") == 1
+    })
+    .await;
+    e.wait_for("runtime episode closed and uncordoned", s(60), |e| {
+        !e.unschedulable()
+            && e.ledger()["closed"]
+                .as_array()
+                .is_some_and(|c| c.len() >= 2)
+            && e.ledger()["episode"].is_null()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_clock_skew_restarts_time_sync_and_never_reboots() {
+    let Some(e) = E2e::start("e2e-s8", Options::default(), |api| {
+        api.set_date_skew(jiff::SignedDuration::from_mins(5));
+    })
+    .await
+    else {
+        return;
+    };
+    agent_up(&e).await;
+    e.wait_for("ClockSkewed raised", s(40), |e| {
+        e.condition("ClockSkewed").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    e.wait_for("chronyd restarted", s(40), |e| {
+        e.journal_count("chronyd.service", "starting (mode=") >= 2
+    })
+    .await;
+    e.wait_for("exhausted: the skew is not local", s(60), |e| {
+        !e.ledger()["episode"]["exhausted"].is_null()
+    })
+    .await;
+    assert_eq!(e.tb.boots(), 1, "never a reboot for clock skew");
+    assert_eq!(cordon_patches(&e), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s9_an_invalid_runbook_on_sighup_leaves_the_old_one_in_force() {
+    let Some(e) = E2e::start("e2e-s9", Options::default(), |_| {}).await else {
+        return;
+    };
+    agent_up(&e).await;
+    e.install_runbook("apiVersion: nodewarden.io/v1alpha1\nkind: Runbook\nspec:\n  steps: [\n");
+    e.tb.exec_ok(&["systemctl", "reload", "nodewarden.service"]);
+    e.wait_for("rejection logged with file:line:column", s(20), |e| {
+        e.agent_log().contains("/opt/agent/runbook.yaml:4:")
+    })
+    .await;
+    assert_eq!(e.tb.active_state("nodewarden.service"), "active");
+    // The old runbook still works: a kubelet hang is fixed as before.
+    e.tb.set_mode("kubelet", "hang-until-restart");
+    e.wait_for("kubelet restarted under the old runbook", s(40), |e| {
+        e.journal_count("kubelet.service", "fixed by this restart") == 1
+    })
+    .await;
+    let good = harness::runbook_text().replace("name: e2e-fast", "name: e2e-edited");
+    e.install_runbook(&good);
+    e.tb.exec_ok(&["systemctl", "reload", "nodewarden.service"]);
+    e.wait_for("valid runbook reloaded", s(20), |e| {
+        e.agent_log().contains("runbook reloaded")
+    })
+    .await;
+}
