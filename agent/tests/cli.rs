@@ -184,3 +184,62 @@ fn status_reads_the_ledger_and_never_moves_a_corrupt_one() {
     let o = nw(&["dry-run", "--assume", "KubeletUnhealthy"], &l);
     assert!(text(&o).0.contains("ignored"), "{:?}", text(&o));
 }
+
+#[test]
+fn maintenance_status_and_refusals_without_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.json");
+    let o = nw(&["maintenance", "status"], &ledger);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("no maintenance in force"), "{out}");
+
+    let o = nw(&["maintenance", "status", "-o", "json"], &ledger);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["inForce"], false);
+
+    // A corrupt state file is named, exit 2, and left where it is.
+    let state = dir.path().join("maintenance.json");
+    std::fs::write(&state, "{not json").unwrap();
+    let o = nw(&["maintenance", "status"], &ledger);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("maintenance.json"), "{err}");
+    assert!(state.exists());
+    std::fs::remove_file(&state).unwrap();
+
+    // The API unreachable at start: exit 1, nothing written.
+    let o = nw(
+        &[
+            "maintenance",
+            "start",
+            "--api-url",
+            "http://127.0.0.1:9",
+            "--node-name",
+            "n1",
+            "--api-timeout",
+            "2s",
+        ],
+        &ledger,
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("nothing changed"), "{err}");
+    assert!(!state.exists());
+
+    // A drain without a deadline is refused as input.
+    let o = nw(
+        &[
+            "maintenance",
+            "start",
+            "--api-url",
+            "http://127.0.0.1:9",
+            "--node-name",
+            "n1",
+            "--timeout",
+            "0s",
+        ],
+        &ledger,
+    );
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+}

@@ -366,3 +366,55 @@ async fn the_loop_acts_on_observations_reloads_and_stops_cleanly() {
     );
     assert!(liveness.is_alive());
 }
+
+#[tokio::test]
+async fn maintenance_pauses_remediation_and_is_mirrored_into_the_ledger() {
+    let clock = ManualClock::new(t0());
+    let act = RecordingActuators::new();
+    let saved = Saved::default();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        Some("boot-0"),
+        &act,
+        &clock,
+        &saved,
+    )
+    .unwrap();
+    let cluster = ClusterView::calm(10);
+    let facts = facts();
+    let m = crate::ledger::MaintenanceRecord {
+        since: t0(),
+        by: "alice".into(),
+        reason: "kernel upgrade".into(),
+    };
+    agent.set_maintenance(Some(m.clone())).unwrap();
+    assert_eq!(
+        saved.0.borrow().last().unwrap().maintenance,
+        Some(m.clone())
+    );
+    let writes = saved.0.borrow().len();
+    agent.set_maintenance(Some(m.clone())).unwrap();
+    assert_eq!(saved.0.borrow().len(), writes, "unchanged: no write");
+
+    // A kubelet failing for far longer than failFor: paused, nothing done.
+    for _ in 0..20 {
+        feed(&mut agent, &clock, K, Verdict::Failing);
+        let t = agent.tick(&cluster, &facts).await.unwrap();
+        assert!(
+            matches!(t.decision, Decision::Paused { .. }),
+            "{}",
+            t.decision
+        );
+        clock.advance(Dur::from_secs(10));
+    }
+    assert!(act.calls().is_empty(), "{:?}", act.calls());
+
+    // Maintenance ends: the ladder resumes.
+    agent.set_maintenance(None).unwrap();
+    assert_eq!(saved.0.borrow().last().unwrap().maintenance, None);
+    feed(&mut agent, &clock, K, Verdict::Failing);
+    let t = agent.tick(&cluster, &facts).await.unwrap();
+    assert!(matches!(t.decision, Decision::Act(_)), "{}", t.decision);
+    assert_eq!(act.calls(), ["restart kubelet.service"]);
+}
