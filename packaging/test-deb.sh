@@ -132,6 +132,15 @@ for _ in $(seq 50); do
 done
 tbx journalctl -u nodewarden.service -q --no-pager | grep -q "decision:" \
   || fail "nodewarden.service logged no decision"
+# every probe has run at least once by now (the sandbox kills nothing)
+sleep 3
+st=$(tbx systemctl show -P ActiveState nodewarden.service)
+n=$(tbx systemctl show -P NRestarts nodewarden.service)
+if [ "$st" != active ] || [ "$n" != 0 ]; then
+  tbx journalctl -u nodewarden.service -q --no-pager -n 40 >&2 || true
+  fail "nodewarden.service did not stay up under its sandbox (ActiveState=$st, NRestarts=$n)"
+fi
+say "still active after its first probe rounds (NRestarts=0)"
 
 # a ledger-like file that must survive dpkg -r
 tbx sh -c 'echo keep > /var/lib/nodewarden/test-marker'
