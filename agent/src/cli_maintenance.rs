@@ -20,6 +20,9 @@ pub enum MaintenanceCmd {
         /// Count unmanaged pods as deletable (as `start --force` would)
         #[arg(long)]
         force: bool,
+        /// Count single-replica Deployments as surged first (as `start --surge-single-replicas` would)
+        #[arg(long)]
+        surge_single_replicas: bool,
     },
     /// Take a disruption slot, cordon (with ownership), drain; pauses automatic remediation.
     Start {
@@ -37,6 +40,10 @@ pub enum MaintenanceCmd {
         /// The disruption slot expires after this long if `end` never comes
         #[arg(long, default_value = "8h", value_name = "DURATION")]
         max_duration: String,
+        /// Scale single-replica Deployments to 2 and wait for the new pod to be
+        /// Ready elsewhere before evicting the old one; scaled back at `end`
+        #[arg(long)]
+        surge_single_replicas: bool,
     },
     /// What maintenance is in force, since when, by whom, why.
     Status,
@@ -127,9 +134,17 @@ pub fn run(args: &Args, cmd: &MaintenanceCmd) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     match cmd {
         MaintenanceCmd::Status => status(args, output),
-        MaintenanceCmd::Plan { api, force } => rt.block_on(async {
+        MaintenanceCmd::Plan {
+            api,
+            force,
+            surge_single_replicas,
+        } => rt.block_on(async {
             let c = ctx(args, api).await?;
-            match procedure::plan(&c, *force).await {
+            let opts = nodewarden::maintenance::Options {
+                force: *force,
+                surge_single_replicas: *surge_single_replicas,
+            };
+            match procedure::plan(&c, opts).await {
                 Ok(r) => {
                     if output == Output::Json {
                         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -150,12 +165,14 @@ pub fn run(args: &Args, cmd: &MaintenanceCmd) -> Result<ExitCode> {
             timeout,
             force,
             max_duration,
+            surge_single_replicas,
         } => rt.block_on(async {
             let opts = StartOptions {
                 reason: reason.clone(),
                 timeout: parse_dur("timeout", timeout)?,
                 force: *force,
                 max_duration: parse_dur("max-duration", max_duration)?,
+                surge_single_replicas: *surge_single_replicas,
             };
             if opts.timeout.is_zero() {
                 anyhow::bail!("--timeout must be more than 0s: a drain always has a deadline");
@@ -279,6 +296,12 @@ fn status(args: &Args, output: Output) -> Result<ExitCode> {
                     println!(
                         "disruption slot: {l} (expires {})",
                         s.slot_expires.map(|t| t.to_string()).unwrap_or_default()
+                    );
+                }
+                for d in &s.surged {
+                    println!(
+                        "surged: {}/{} {} → {} replicas (scaled back at `end`)",
+                        d.namespace, d.name, d.original, d.surged_to
                     );
                 }
                 println!(

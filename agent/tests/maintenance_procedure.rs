@@ -1,6 +1,7 @@
 //! `maintenance start|end` against the fake API server: the order of effects,
 //! the refusals that change nothing, and the state that survives between them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nodewarden::act::kube::Kube;
@@ -28,6 +29,7 @@ fn opts() -> StartOptions {
         timeout: Dur::from_std(Duration::from_secs(20)),
         force: false,
         max_duration: Dur::from_std(Duration::from_secs(3600)),
+        surge_single_replicas: false,
     }
 }
 
@@ -332,4 +334,121 @@ async fn a_drain_blocked_by_a_pdb_stays_cordoned_and_resumes() {
     let s = procedure::start(&c, &rb, &opts(), now()).await.unwrap();
     assert!(s.resumed && s.state.drained);
     assert!(!on_node(&api, "default", "web-1-a"));
+}
+
+/// Plays the Deployment controller for `default/solo`: a scale to 2 gets a
+/// Ready pod on n2 (when `ready` is set), a scale back to 1 drops it.
+fn deployment_controller(api: Arc<FakeApi>, ready: bool) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Some(d) = api.get(Kind::Deployment, "default", "solo") {
+                let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+                let have = d["status"]["readyReplicas"].as_i64().unwrap_or(0);
+                if want == 2 && have < 2 && ready {
+                    api.add_pod(
+                        pod("default", "solo-1-b")
+                            .node("n2")
+                            .replicaset("solo-1")
+                            .label("app", "solo"),
+                    );
+                    api.modify(Kind::Deployment, "default", "solo", |d| {
+                        d["status"]["readyReplicas"] = 2.into();
+                    });
+                } else if want == 1 && have == 2 {
+                    api.modify(Kind::Deployment, "default", "solo", |d| {
+                        d["status"]["readyReplicas"] = 1.into();
+                    });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+fn seed_solo(api: &FakeApi) {
+    api.add_deployment("default", "solo", 1, &[("app", "solo")]);
+    api.add_replicaset("default", "solo-1", 1, &[("app", "solo")], Some("solo"));
+    api.add_pod(
+        pod("default", "solo-1-a")
+            .node(NODE)
+            .replicaset("solo-1")
+            .label("app", "solo"),
+    );
+}
+
+fn replicas(api: &FakeApi) -> i64 {
+    api.get(Kind::Deployment, "default", "solo").unwrap()["spec"]["replicas"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn surge_single_replicas_before_the_drain_and_scale_back_at_end() {
+    let api = Arc::new(FakeApi::start().await);
+    seed(&api);
+    seed_solo(&api);
+    let ctl = deployment_controller(api.clone(), true);
+    let dir = tempfile::tempdir().unwrap();
+    let c = ctx(&api, &dir);
+    let rb = runbook::default_runbook().runbook;
+    let mut o = opts();
+    o.surge_single_replicas = true;
+
+    let s = procedure::start(&c, &rb, &o, now()).await.unwrap();
+    assert_eq!(s.state.surged.len(), 1, "{:?}", s.state.surged);
+    assert_eq!(replicas(&api), 2);
+    assert!(!on_node(&api, "default", "solo-1-a"), "old replica evicted");
+    // Order: cordon, then the scale, then the old pod's eviction.
+    let log = api.requests();
+    let at = |f: &dyn Fn(&nodewarden_fakeapi::RequestRecord) -> bool| log.iter().position(f);
+    let cordon =
+        at(&|r| r.resource == "nodes" && r.verb == "patch" && r.body.contains("unschedulable"))
+            .expect("cordon");
+    let scale =
+        at(&|r| r.subresource.as_deref() == Some("scale") && r.verb == "patch").expect("scale");
+    let evict = at(&|r| {
+        r.subresource.as_deref() == Some("eviction") && r.name.as_deref() == Some("solo-1-a")
+    })
+    .expect("eviction");
+    assert!(cordon < scale && scale < evict, "{cordon} {scale} {evict}");
+
+    let ended = procedure::end(&c, &healthy()).await.unwrap();
+    assert_eq!(replicas(&api), 1, "{:?}", ended.notes);
+    assert!(
+        ended
+            .notes
+            .iter()
+            .any(|n| n.contains("scaled default/solo back to 1"))
+    );
+    ctl.abort();
+}
+
+#[tokio::test]
+async fn a_surge_that_never_gets_ready_stops_before_evicting_and_end_undoes_it() {
+    let api = Arc::new(FakeApi::start().await);
+    seed(&api);
+    seed_solo(&api);
+    let ctl = deployment_controller(api.clone(), false);
+    let dir = tempfile::tempdir().unwrap();
+    let c = ctx(&api, &dir);
+    let rb = runbook::default_runbook().runbook;
+    let mut o = opts();
+    o.surge_single_replicas = true;
+    o.timeout = Dur::from_std(Duration::from_secs(2));
+
+    let e = procedure::start(&c, &rb, &o, now()).await.unwrap_err();
+    assert!(matches!(e, MaintError::DrainFailed(_)), "{e}");
+    assert!(e.to_string().contains("default/solo"), "{e}");
+    assert!(
+        on_node(&api, "default", "solo-1-a"),
+        "not evicted without its replacement"
+    );
+    assert_eq!(api.count("create", "pods/eviction"), 0);
+    assert!(unschedulable(&api));
+    assert_eq!(c.state.load().unwrap().unwrap().surged.len(), 1);
+
+    let ended = procedure::end(&c, &healthy()).await.unwrap();
+    assert_eq!(replicas(&api), 1, "{:?}", ended.notes);
+    assert!(!unschedulable(&api));
+    ctl.abort();
 }

@@ -68,6 +68,21 @@ pub struct InForce {
     /// The last drain's one-line report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<String>,
+    /// Single-replica Deployments scaled up before the drain (`--surge-single-replicas`),
+    /// scaled back at `end`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub surged: Vec<Surged>,
+}
+
+/// A Deployment nodewarden scaled up for the maintenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Surged {
+    pub namespace: String,
+    pub name: String,
+    /// Its replicas before; restored at `end` if it still has ours.
+    pub original: i32,
+    pub surged_to: i32,
 }
 
 impl InForce {
@@ -259,6 +274,9 @@ pub struct StartOptions {
     /// The slot Lease's lifetime: how long the maintenance may take before the
     /// slot is considered abandoned.
     pub max_duration: Dur,
+    /// Scale single-replica Deployments to 2 and wait for the new pod to be
+    /// Ready elsewhere before the drain evicts the old one.
+    pub surge_single_replicas: bool,
 }
 
 /// The outcome of `start`.
@@ -326,20 +344,14 @@ async fn set_condition(ctx: &Ctx, on: bool, message: &str, notes: &mut Vec<Strin
 }
 
 /// The read-only impact report.
-pub async fn plan(ctx: &Ctx, force: bool) -> Result<ImpactReport, MaintError> {
+pub async fn plan(ctx: &Ctx, opts: Options) -> Result<ImpactReport, MaintError> {
     let objs = fetch(ctx.kube.client(), &ctx.node, ctx.kube.call_timeout())
         .await
         .map_err(|e| match e {
             super::FetchError::Timeout { .. } => MaintError::ApiUnreachable(e.to_string()),
             super::FetchError::Api { .. } => MaintError::Api(e.to_string()),
         })?;
-    Ok(impact(
-        &objs,
-        Options {
-            force,
-            surge_single_replicas: false,
-        },
-    ))
+    Ok(impact(&objs, opts))
 }
 
 /// Take the node into maintenance; see the module docs for the order.
@@ -363,7 +375,14 @@ pub async fn start(
     }
     // Reachable? (Nothing has changed yet.)
     let current = node.get().await?;
-    let report = plan(ctx, opts.force).await?;
+    let report = plan(
+        ctx,
+        Options {
+            force: opts.force,
+            surge_single_replicas: opts.surge_single_replicas,
+        },
+    )
+    .await?;
     let mut notes = Vec::new();
 
     let (mut state, resumed) = match existing {
@@ -412,6 +431,7 @@ pub async fn start(
                 was_cordoned: view.unschedulable && !view.cordon_annotation,
                 drained: false,
                 drain: None,
+                surged: Vec::new(),
             };
             if let Err(e) = ctx.state.save(&state) {
                 let _ = slots.release(&lease).await;
@@ -452,7 +472,17 @@ pub async fn start(
         }
     };
 
-    // 4. The drain.
+    // 4. Surge single replicas (after the cordon: the new pods land elsewhere).
+    if opts.surge_single_replicas {
+        let deadline = tokio::time::Instant::now() + opts.timeout.std();
+        if let Err(e) = surge(ctx, &report, &mut state, deadline, &mut notes).await {
+            state.drain = Some(e.clone());
+            ctx.state.save(&state)?;
+            return Err(MaintError::DrainFailed(e));
+        }
+    }
+
+    // 5. The drain.
     let spec = drain_spec(runbook, opts);
     let result = Drainer::new(ctx.kube.clone(), ctx.node.clone())
         .drain(&spec)
@@ -482,6 +512,155 @@ pub async fn start(
             Err(MaintError::DrainFailed(msg))
         }
     }
+}
+
+/// The single-replica Deployments the impact report found on the node.
+fn surge_targets(report: &ImpactReport) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for p in &report.pods {
+        if p.desired_replicas == Some(1)
+            && let Some(name) = p.owner.strip_prefix("Deployment/")
+        {
+            let t = (p.namespace.clone(), name.to_string());
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+fn deployments(ctx: &Ctx, ns: &str) -> kube::Api<k8s_openapi::api::apps::v1::Deployment> {
+    kube::Api::namespaced(ctx.kube.client().clone(), ns)
+}
+
+async fn scale(ctx: &Ctx, ns: &str, name: &str, replicas: i32) -> Result<(), String> {
+    use kube::api::{Patch, PatchParams};
+    let body = serde_json::json!({"spec": {"replicas": replicas}});
+    ctx.kube
+        .call(
+            format!("scale deployment {ns}/{name} to {replicas}"),
+            deployments(ctx, ns).patch_scale(name, &PatchParams::default(), &Patch::Merge(&body)),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Scale each single-replica Deployment to 2 (recorded before the patch) and
+/// wait until it has 2 ready replicas, all before `deadline`.
+async fn surge(
+    ctx: &Ctx,
+    report: &ImpactReport,
+    state: &mut InForce,
+    deadline: tokio::time::Instant,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    for (ns, name) in surge_targets(report) {
+        if state
+            .surged
+            .iter()
+            .any(|s| s.namespace == ns && s.name == name)
+        {
+            continue;
+        }
+        let d = ctx
+            .kube
+            .call(
+                format!("get deployment {ns}/{name}"),
+                deployments(ctx, &ns).get(&name),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        if replicas != 1 {
+            notes.push(format!(
+                "{ns}/{name} has {replicas} replicas now: not surged"
+            ));
+            continue;
+        }
+        state.surged.push(Surged {
+            namespace: ns.clone(),
+            name: name.clone(),
+            original: 1,
+            surged_to: 2,
+        });
+        ctx.state.save(state).map_err(|e| e.to_string())?;
+        scale(ctx, &ns, &name, 2).await?;
+        notes.push(format!("surged {ns}/{name} to 2 replicas"));
+    }
+    for s in &state.surged {
+        loop {
+            let d = ctx
+                .kube
+                .call(
+                    format!("get deployment {}/{}", s.namespace, s.name),
+                    deployments(ctx, &s.namespace).get(&s.name),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready = d
+                .status
+                .as_ref()
+                .and_then(|st| st.ready_replicas)
+                .unwrap_or(0);
+            if ready >= s.surged_to {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the surged replica of {}/{} was not Ready in time ({ready} of {} ready)",
+                    s.namespace, s.name, s.surged_to
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Scale surged Deployments back; a Deployment someone rescaled meanwhile is left alone.
+async fn restore_surges(
+    ctx: &Ctx,
+    state: &InForce,
+    notes: &mut Vec<String>,
+) -> Result<(), MaintError> {
+    for s in &state.surged {
+        let d = match ctx
+            .kube
+            .call(
+                format!("get deployment {}/{}", s.namespace, s.name),
+                deployments(ctx, &s.namespace).get(&s.name),
+            )
+            .await
+        {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => {
+                notes.push(format!(
+                    "{}/{} is gone: nothing to scale back",
+                    s.namespace, s.name
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let now = d.spec.as_ref().and_then(|x| x.replicas).unwrap_or(1);
+        if now != s.surged_to {
+            notes.push(format!(
+                "{}/{} has {now} replicas (changed by someone): left as is",
+                s.namespace, s.name
+            ));
+            continue;
+        }
+        scale(ctx, &s.namespace, &s.name, s.original)
+            .await
+            .map_err(MaintError::Api)?;
+        notes.push(format!(
+            "scaled {}/{} back to {}",
+            s.namespace, s.name, s.original
+        ));
+    }
+    Ok(())
 }
 
 /// Why the node is not healthy, from one round of probe observations; `None` when healthy.
@@ -526,6 +705,8 @@ pub async fn end(ctx: &Ctx, health: &[Observation]) -> Result<Ended, MaintError>
             "the cordon was placed by someone else before the maintenance: left in place".into(),
         );
     }
+    // A failure here keeps the state: `end` again retries (the uncordon is idempotent).
+    restore_surges(ctx, &state, &mut notes).await?;
     if let Some(lease) = &state.slot {
         let slots = Slots::new(
             ctx.kube.clone(),
