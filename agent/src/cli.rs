@@ -153,6 +153,9 @@ struct RunArgs {
     /// Re-plan at least this often
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     tick: String,
+    /// Reload the runbook when its file changes, checked this often ("off": on SIGHUP only)
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    runbook_poll: String,
     /// Re-read the disruption slots and the fleet this often
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     cluster_refresh: String,
@@ -630,6 +633,10 @@ fn run_daemon(args: &Args, r: &RunArgs) -> Result<ExitCode> {
         namespace: r.api.namespace.clone(),
         metrics_addr,
         tick_every: duration_flag("tick", &r.tick, Duration::from_millis(200))?,
+        runbook_poll: match r.runbook_poll.as_str() {
+            "off" | "none" => None,
+            v => Some(duration_flag("runbook-poll", v, Duration::from_secs(1))?),
+        },
         cluster_refresh: duration_flag(
             "cluster-refresh",
             &r.cluster_refresh,

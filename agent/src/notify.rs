@@ -27,6 +27,11 @@ impl Notifier {
         Notifier { target }
     }
 
+    /// A no-op notifier (agents not run by systemd, the fleet simulator).
+    pub fn disabled() -> Notifier {
+        Notifier { target: None }
+    }
+
     pub fn enabled(&self) -> bool {
         self.target.is_some()
     }

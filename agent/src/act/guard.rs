@@ -205,6 +205,16 @@ impl Slots {
         Ok(list.items)
     }
 
+    /// "Now" by this guard's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The planner's view from Leases already listed with [`Slots::leases`].
+    pub fn view_of(&self, leases: &[Lease]) -> SlotView {
+        slot_view(leases, &self.cfg.holder, self.cfg.slots, self.clock.now())
+    }
+
     /// The planner's view (one LIST).
     pub async fn view(&self) -> Result<SlotView, GuardError> {
         let leases = self.leases().await?;
@@ -535,9 +545,15 @@ impl FleetCounter {
 
     /// The other nodes and how many of them are NotReady or being remediated.
     pub async fn count(&self) -> Result<FleetView, KubeError> {
-        let mut view = FleetView {
-            other_nodes: 0,
-            other_unhealthy: 0,
+        Ok(self.count_all().await?.view_for(&self.node))
+    }
+
+    /// Every node (this one included) and the names of the unhealthy ones.
+    pub async fn count_all(&self) -> Result<FleetCount, KubeError> {
+        let mut out = FleetCount {
+            nodes: 0,
+            unhealthy: 0,
+            unhealthy_names: Some(Vec::new()),
         };
         let mut cont: Option<String> = None;
         let mut pages = 0u32;
@@ -556,22 +572,238 @@ impl FleetCounter {
                     self.kube.client().request(req),
                 )
                 .await?;
-            for n in &list.items {
-                if n.metadata.name == self.node {
-                    continue;
-                }
-                view.other_nodes += 1;
+            for n in list.items {
+                out.nodes += 1;
                 if n.unhealthy() {
-                    view.other_unhealthy += 1;
+                    out.unhealthy += 1;
+                    if let Some(names) = &mut out.unhealthy_names {
+                        names.push(n.metadata.name);
+                        if names.len() > SHARED_NAMES_MAX {
+                            out.unhealthy_names = None;
+                        }
+                    }
                 }
             }
             pages += 1;
             match list.metadata.continue_ {
                 Some(c) if !c.is_empty() && pages < 10_000 => cont = Some(c),
-                _ => return Ok(view),
+                _ => return Ok(out),
             }
         }
     }
+
+    /// Claims the next count of the fleet, so that agents finding the shared
+    /// count stale at the same moment do not all list every node: writes
+    /// `acquireTime` (and this node as holder) on the fleet Lease with the
+    /// listed `resourceVersion`. `None`: another agent claimed it less than
+    /// [`FLEET_CLAIM_TTL`] ago, or won the race. The Lease returned is the
+    /// one to pass to [`FleetCounter::share`].
+    pub async fn claim(
+        &self,
+        slots: &Slots,
+        old: Option<&Lease>,
+        now: Timestamp,
+    ) -> Result<Option<Lease>, KubeError> {
+        if let Some(spec) = old.and_then(|l| l.spec.as_ref())
+            && let Some(at) = spec.acquire_time.as_ref()
+            && spec.holder_identity.as_deref() != Some(self.node.as_str())
+        {
+            let age = now.duration_since(at.0);
+            let ttl = jiff::SignedDuration::try_from(FLEET_CLAIM_TTL).unwrap_or_default();
+            if age < ttl && age > -ttl {
+                return Ok(None);
+            }
+        }
+        let mut lease = old.cloned().unwrap_or_else(|| Lease {
+            metadata: ObjectMeta {
+                name: Some(FLEET_LEASE.into()),
+                namespace: Some(slots.cfg.namespace.clone()),
+                ..Default::default()
+            },
+            spec: None,
+        });
+        lease
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(SLOT_LABEL.into(), "true".into());
+        let spec = lease.spec.get_or_insert_default();
+        spec.holder_identity = Some(self.node.clone());
+        spec.acquire_time = Some(micro(now));
+        let what = format!(
+            "claim the fleet count in lease {}/{FLEET_LEASE}",
+            slots.cfg.namespace
+        );
+        let r = match old {
+            None => {
+                slots
+                    .kube
+                    .call(what, slots.api.create(&PostParams::default(), &lease))
+                    .await
+            }
+            Some(_) => {
+                slots
+                    .kube
+                    .call(
+                        what,
+                        slots
+                            .api
+                            .replace(FLEET_LEASE, &PostParams::default(), &lease),
+                    )
+                    .await
+            }
+        };
+        match r {
+            Ok(l) => Ok(Some(l)),
+            Err(e) if e.is_conflict() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes `count` in the shared fleet Lease ([`FLEET_LEASE`]) so the
+    /// other agents can use it instead of listing every node themselves.
+    /// `old` is that Lease as last listed (`None`: it does not exist yet). A
+    /// conflict means another agent published meanwhile: nothing to do.
+    pub async fn share(
+        &self,
+        slots: &Slots,
+        old: Option<&Lease>,
+        count: &FleetCount,
+        now: Timestamp,
+    ) -> Result<(), KubeError> {
+        let mut lease = old.cloned().unwrap_or_else(|| Lease {
+            metadata: ObjectMeta {
+                name: Some(FLEET_LEASE.into()),
+                namespace: Some(slots.cfg.namespace.clone()),
+                ..Default::default()
+            },
+            spec: None,
+        });
+        lease
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(SLOT_LABEL.into(), "true".into());
+        let ann = lease.metadata.annotations.get_or_insert_default();
+        ann.insert(ANN_FLEET_NODES.into(), count.nodes.to_string());
+        ann.insert(ANN_FLEET_UNHEALTHY.into(), count.unhealthy.to_string());
+        match &count.unhealthy_names {
+            Some(n) => ann.insert(ANN_FLEET_NAMES.into(), n.join(",")),
+            None => ann.remove(ANN_FLEET_NAMES),
+        };
+        ann.insert(ANN_FLEET_BY.into(), self.node.clone());
+        // The count is done: the claim ends (no holder, no acquireTime).
+        lease.spec = Some(LeaseSpec {
+            renew_time: Some(micro(now)),
+            ..Default::default()
+        });
+        let what = format!(
+            "publish the fleet count in lease {}/{FLEET_LEASE}",
+            slots.cfg.namespace
+        );
+        let r = match old {
+            None => {
+                slots
+                    .kube
+                    .call(what, slots.api.create(&PostParams::default(), &lease))
+                    .await
+            }
+            Some(_) => {
+                slots
+                    .kube
+                    .call(
+                        what,
+                        slots
+                            .api
+                            .replace(FLEET_LEASE, &PostParams::default(), &lease),
+                    )
+                    .await
+            }
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The shared fleet count: a Lease next to the slot Leases (same label, so
+/// the slot LIST carries it at no extra request). Whichever agent finds it
+/// older than its refresh interval while it needs the storm gate counts
+/// the nodes and publishes the result; the others read it. In a storm that
+/// is one paginated node LIST per interval for the whole cluster instead of
+/// one per held agent.
+pub const FLEET_LEASE: &str = "nodewarden-fleet";
+/// How long a claim to count the fleet keeps other agents from counting.
+pub const FLEET_CLAIM_TTL: Duration = Duration::from_secs(15);
+/// The oldest shared count a reader uses (readers use a tighter bound: their
+/// own refresh interval).
+pub const FLEET_SHARED_MAX_AGE: Duration = Duration::from_secs(30);
+const ANN_FLEET_NODES: &str = "nodewarden.io/fleet-nodes";
+const ANN_FLEET_UNHEALTHY: &str = "nodewarden.io/fleet-unhealthy";
+const ANN_FLEET_NAMES: &str = "nodewarden.io/fleet-unhealthy-nodes";
+const ANN_FLEET_BY: &str = "nodewarden.io/fleet-counted-by";
+/// Above this many unhealthy nodes the names are not published (annotation
+/// size); readers then count themselves as unhealthy (conservative).
+const SHARED_NAMES_MAX: usize = 500;
+
+/// A count of every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetCount {
+    pub nodes: u32,
+    pub unhealthy: u32,
+    /// The unhealthy nodes' names; `None` when there were too many to keep.
+    pub unhealthy_names: Option<Vec<String>>,
+}
+
+impl FleetCount {
+    /// The storm gate's view from `node`: the other nodes. Without names, the
+    /// node itself is assumed unhealthy-and-counted only if that cannot lower
+    /// the figure (it stays in `other_unhealthy`: a conservative count).
+    pub fn view_for(&self, node: &str) -> FleetView {
+        let me_listed = self.nodes > 0;
+        let me_unhealthy = match &self.unhealthy_names {
+            Some(n) => n.iter().any(|x| x == node),
+            None => false,
+        };
+        FleetView {
+            other_nodes: self.nodes.saturating_sub(u32::from(me_listed)),
+            other_unhealthy: self.unhealthy.saturating_sub(u32::from(me_unhealthy)),
+        }
+    }
+}
+
+/// The shared count in `leases` (as listed with the slots) if it is fresh
+/// at `now`: written at most `max_age` ago and not in the future (beyond
+/// 5 s of clock error).
+pub fn shared_fleet(leases: &[Lease], now: Timestamp, max_age: Duration) -> Option<FleetCount> {
+    let l = fleet_lease(leases)?;
+    let at = l.spec.as_ref()?.renew_time.as_ref()?.0;
+    let age = now.duration_since(at);
+    let max = jiff::SignedDuration::try_from(max_age).ok()?;
+    if age > max || age < jiff::SignedDuration::from_secs(-5) {
+        return None;
+    }
+    let ann = l.metadata.annotations.as_ref()?;
+    let num = |k: &str| ann.get(k).and_then(|v| v.parse::<u32>().ok());
+    Some(FleetCount {
+        nodes: num(ANN_FLEET_NODES)?,
+        unhealthy: num(ANN_FLEET_UNHEALTHY)?,
+        unhealthy_names: ann.get(ANN_FLEET_NAMES).map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        }),
+    })
+}
+
+/// The shared fleet Lease among `leases`, if any.
+pub fn fleet_lease(leases: &[Lease]) -> Option<&Lease> {
+    leases
+        .iter()
+        .find(|l| l.metadata.name.as_deref() == Some(FLEET_LEASE))
 }
 
 #[cfg(test)]
@@ -620,6 +852,51 @@ mod tests {
         // A lease outside the slot range does not count.
         let other = lease("nodewarden-slot-5", Some("c"), ago(1), 60);
         assert_eq!(slot_view(&[other], "a", 1, now), SlotView::Free);
+    }
+
+    #[test]
+    fn shared_fleet_count() {
+        let now: Timestamp = "2025-06-01T12:00:00Z".parse().unwrap_or_default();
+        let count = FleetCount {
+            nodes: 10,
+            unhealthy: 3,
+            unhealthy_names: Some(vec!["a".into(), "b".into(), "c".into()]),
+        };
+        assert_eq!(
+            count.view_for("a"),
+            FleetView {
+                other_nodes: 9,
+                other_unhealthy: 2
+            }
+        );
+        assert_eq!(count.view_for("z").other_unhealthy, 3);
+        // Without names the reader stays counted as unhealthy: never fewer.
+        let blind = FleetCount {
+            unhealthy_names: None,
+            ..count.clone()
+        };
+        assert_eq!(blind.view_for("a").other_unhealthy, 3);
+
+        let mut l = lease(FLEET_LEASE, Some("x"), now, 0);
+        l.metadata.annotations = Some(
+            [
+                (ANN_FLEET_NODES.to_string(), "10".to_string()),
+                (ANN_FLEET_UNHEALTHY.to_string(), "3".to_string()),
+                (ANN_FLEET_NAMES.to_string(), "a,b,c".to_string()),
+            ]
+            .into(),
+        );
+        let later = |s: i64| now + jiff::SignedDuration::from_secs(s);
+        let age = Duration::from_secs(10);
+        assert_eq!(
+            shared_fleet(std::slice::from_ref(&l), later(5), age),
+            Some(count)
+        );
+        assert_eq!(shared_fleet(std::slice::from_ref(&l), later(11), age), None);
+        // Written "in the future" by a skewed clock: not trusted.
+        assert_eq!(shared_fleet(std::slice::from_ref(&l), later(-6), age), None);
+        // It is not a slot.
+        assert_eq!(slot_view(&[l], "a", 1, now), SlotView::Free);
     }
 
     #[test]

@@ -350,3 +350,157 @@ mod tests {
         ));
     }
 }
+
+/// The latest state of one watched object.
+#[derive(Debug, Clone)]
+pub struct Watched<K> {
+    /// `None` until first seen, or after deletion.
+    pub obj: Option<K>,
+    /// The watch is failing or silent; `obj` is the last one seen.
+    pub stale: bool,
+}
+
+impl<K> Default for Watched<K> {
+    fn default() -> Self {
+        Watched {
+            obj: None,
+            stale: false,
+        }
+    }
+}
+
+/// Watches the one object `name` of `api` (a `metadata.name` field selector:
+/// the server sends nothing about other objects) in the background.
+///
+/// One LIST at start (and after a 410 Expired), then WATCH requests resumed
+/// from the last `resourceVersion` (bookmarks keep it current), each ended by
+/// the server after `timeoutSeconds` ≈ 5/6 of `liveness`: a quiet object
+/// costs one watch request per ~`liveness` and no LIST. A stream silent for
+/// `liveness` means a hung API server (kube has no read timeout): the view is
+/// marked `stale` and the watch reopened. While the server cannot be reached
+/// the last object is kept, `stale` is set, and attempts back off from 0.8 s
+/// doubling to 30 s, jittered (no hot loop, no herd when it comes back).
+pub fn watch_one<K>(
+    api: kube::Api<K>,
+    name: &str,
+    liveness: Duration,
+) -> (
+    tokio::sync::watch::Receiver<Watched<K>>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    use kube::api::{ListParams, WatchEvent, WatchParams};
+
+    let (tx, rx) = tokio::sync::watch::channel(Watched::default());
+    let sel = format!("metadata.name={name}");
+    let server_timeout = (liveness.as_secs() * 5 / 6).clamp(1, 290) as u32;
+    let task = tokio::spawn(async move {
+        let mut rv: Option<String> = None;
+        let mut backoff = WATCH_BACKOFF_MIN;
+        let mut failed = false;
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            if failed {
+                tx.send_modify(|s| s.stale = true);
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+            }
+            failed = true;
+            let version = match &rv {
+                Some(v) => v.clone(),
+                None => {
+                    let lp = ListParams::default().fields(&sel);
+                    match tokio::time::timeout(liveness, api.list(&lp)).await {
+                        Ok(Ok(list)) => {
+                            let v = list.metadata.resource_version.clone().unwrap_or_default();
+                            let obj = list.items.into_iter().next();
+                            tx.send_modify(|s| {
+                                s.obj = obj;
+                                s.stale = false;
+                            });
+                            rv = Some(v.clone());
+                            v
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!("list {sel}: {e}");
+                            continue;
+                        }
+                        Err(_) => continue,
+                    }
+                }
+            };
+            let wp = WatchParams::default().fields(&sel).timeout(server_timeout);
+            let mut stream = match tokio::time::timeout(liveness, api.watch(&wp, &version)).await {
+                Ok(Ok(s)) => s.boxed(),
+                Ok(Err(e)) => {
+                    tracing::debug!("watch {sel}: {e}");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            // The server answered: the view is current.
+            tx.send_modify(|s| s.stale = false);
+            loop {
+                match tokio::time::timeout(liveness, stream.next()).await {
+                    Ok(Some(Ok(ev))) => {
+                        let (obj, gone) = match ev {
+                            WatchEvent::Added(o) | WatchEvent::Modified(o) => (Some(o), false),
+                            WatchEvent::Deleted(o) => (Some(o), true),
+                            WatchEvent::Bookmark(b) => {
+                                rv = Some(b.metadata.resource_version);
+                                continue;
+                            }
+                            WatchEvent::Error(e) => {
+                                tracing::debug!("watch {sel}: {} {}", e.code, e.message);
+                                if e.code == 410 {
+                                    rv = None; // expired: list again
+                                    failed = false;
+                                }
+                                break;
+                            }
+                        };
+                        if let Some(o) = obj {
+                            if let Some(v) = o.meta().resource_version.clone() {
+                                rv = Some(v);
+                            }
+                            tx.send_modify(|s| {
+                                s.obj = if gone { None } else { Some(o) };
+                                s.stale = false;
+                            });
+                        }
+                    }
+                    // The server ended the watch (timeoutSeconds): resume at once.
+                    Ok(None) => {
+                        backoff = WATCH_BACKOFF_MIN;
+                        failed = false;
+                        break;
+                    }
+                    Ok(Some(Err(e))) => {
+                        tracing::debug!("watch {sel}: {e}");
+                        break;
+                    }
+                    // Silent past `liveness`: a hung server.
+                    Err(_) => break,
+                }
+            }
+        }
+    });
+    (rx, task)
+}
+
+const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(800);
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// `d` scaled by a random factor in [0.5, 1.0).
+pub fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    d.mul_f64(0.5 + 0.5 * (r % 10_000) as f64 / 10_000.0)
+}

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, NodeCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -306,73 +305,21 @@ impl NodeClient {
     }
 
     /// Watches this one Node (`metadata.name=NODE`) in the background and
-    /// publishes the latest object (`None` until first seen or after deletion).
-    /// A stream silent for `liveness` is restarted (kube 5 has no read timeout:
-    /// a hung API server would otherwise freeze the view forever); while the
-    /// stream errors, the last object is kept and `stale` is set.
+    /// publishes the latest object; see [`super::kube::watch_one`].
     pub fn spawn_watch(
         &self,
         liveness: Duration,
     ) -> (watch::Receiver<NodeSnapshot>, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = watch::channel(NodeSnapshot::default());
-        let api = self.api.clone();
-        let sel = format!("metadata.name={}", self.node);
-        // The server closes the watch before `liveness`, so silence means trouble.
-        let server_timeout = (liveness.as_secs() / 2).clamp(1, 290) as u32;
-        let task = tokio::spawn(async move {
-            loop {
-                let cfg = kube::runtime::watcher::Config::default()
-                    .fields(&sel)
-                    .timeout(server_timeout);
-                let mut stream = kube::runtime::watcher(api.clone(), cfg).boxed();
-                loop {
-                    match tokio::time::timeout(liveness, stream.next()).await {
-                        Ok(Some(Ok(ev))) => {
-                            use kube::runtime::watcher::Event;
-                            match ev {
-                                Event::Apply(n) | Event::InitApply(n) => tx.send_modify(|s| {
-                                    s.node = Some(n);
-                                    s.stale = false;
-                                }),
-                                Event::Delete(_) => tx.send_modify(|s| {
-                                    s.node = None;
-                                    s.stale = false;
-                                }),
-                                Event::Init => {}
-                                Event::InitDone => tx.send_modify(|s| s.stale = false),
-                            }
-                        }
-                        Ok(Some(Err(e))) => {
-                            tracing::debug!("node watch: {e}");
-                            tx.send_modify(|s| s.stale = true);
-                            // The watcher backs off by itself; nothing to do.
-                        }
-                        Ok(None) | Err(_) => {
-                            tx.send_modify(|s| s.stale = true);
-                            break;
-                        }
-                    }
-                }
-                if tx.is_closed() {
-                    return;
-                }
-            }
-        });
-        (rx, task)
+        super::kube::watch_one(self.api.clone(), &self.node, liveness)
     }
 }
 
 /// The watched Node, for `Views::cluster()` (no API call).
-#[derive(Debug, Clone, Default)]
-pub struct NodeSnapshot {
-    pub node: Option<Node>,
-    /// The watch is failing or silent; `node` is the last one seen.
-    pub stale: bool,
-}
+pub type NodeSnapshot = super::kube::Watched<Node>;
 
 impl NodeSnapshot {
     pub fn view(&self) -> Option<NodeView> {
-        self.node.as_ref().map(node_view)
+        self.obj.as_ref().map(node_view)
     }
 }
 

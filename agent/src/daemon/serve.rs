@@ -28,10 +28,12 @@ use tokio::time::Instant;
 
 use super::Agent;
 use super::Tick;
-use super::run::{self, Liveness, LoopConfig, Views};
+use super::run::{self, Control, Liveness, LoopConfig, Views};
 use crate::act::drain::Drainer;
-use crate::act::guard::{FleetCounter, Renewal, SlotConfig, Slots};
-use crate::act::kube::{Kube, KubeOptions};
+use crate::act::guard::{
+    FLEET_SHARED_MAX_AGE, FleetCounter, Renewal, SlotConfig, Slots, fleet_lease, shared_fleet,
+};
+use crate::act::kube::{Kube, KubeOptions, Watched, jitter, watch_one};
 use crate::act::node::{
     COND_EXHAUSTED, COND_REMEDIATING, CordonOutcome, DesiredCondition, NodeClient, NodeConditions,
     NodeSnapshot, problem_condition,
@@ -45,11 +47,12 @@ use crate::ledger::{Ledger, LedgerError, LedgerFile, MaintenanceRecord, OpenRepo
 use crate::maintenance::procedure::{self, StateFile};
 use crate::model::{Dur, Problem, Timestamp};
 use crate::notify::{self, Notifier};
-use crate::plan::{ClusterView, FleetView, NodeFacts, SlotView};
+use crate::plan::{ClusterView, Decision, FleetView, Gate, NodeFacts, SlotView};
 use crate::probe::{self, ApiFuture, ApiSources, LeaseSource, ProbeEnv, ProbeSet, ProbeTasks};
 use crate::probe::{ReadyConditionSource, ServerClock};
 use crate::report::events::EventSink;
 use crate::report::metrics::{self, Metrics};
+use crate::runbook::StormGate;
 use crate::runbook::{Drain, Loaded, Runbook};
 
 /// How the agent reaches the API server.
@@ -78,6 +81,9 @@ pub struct ServeConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Re-plan at least this often.
     pub tick_every: Duration,
+    /// Re-read the runbook when its file changes, checked this often (a
+    /// DaemonSet's ConfigMap is updated in place); `None`: on SIGHUP only.
+    pub runbook_poll: Option<Duration>,
     /// How often the slot Leases and the fleet are re-read for the gates.
     pub cluster_refresh: Duration,
     pub probe_env: ProbeEnv,
@@ -189,21 +195,21 @@ fn spawn_events(sink: EventSink) -> (mpsc::Sender<Report>, tokio::task::JoinHand
 
 // ----- API sources for the probes ------------------------------------------
 
-struct NodeLease {
-    api: Api<Lease>,
-    kube: Kube,
-    node: String,
-}
+/// The node's Lease (`kube-node-lease/<node>`) from a watch: no request per probe.
+struct WatchedLease(watch::Receiver<Watched<Lease>>);
 
-impl LeaseSource for NodeLease {
+impl LeaseSource for WatchedLease {
     fn lease_renew_time(&self) -> ApiFuture<'_, Option<Timestamp>> {
+        let snap = self.0.borrow().clone();
         Box::pin(async move {
-            let what = format!("get Lease kube-node-lease/{}", self.node);
-            match self.kube.call(what, self.api.get(&self.node)).await {
-                Ok(l) => Ok(l.spec.and_then(|s| s.renew_time).map(|t| t.0)),
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e.to_string()),
+            if snap.stale {
+                return Err("the Lease watch is not current".into());
             }
+            Ok(snap
+                .obj
+                .and_then(|l| l.spec)
+                .and_then(|s| s.renew_time)
+                .map(|t| t.0))
         })
     }
 }
@@ -218,7 +224,7 @@ impl ReadyConditionSource for WatchedReady {
             if snap.stale {
                 return Err("the node watch is not current".into());
             }
-            let node = snap.node.ok_or("the node has not been seen")?;
+            let node = snap.obj.ok_or("the node has not been seen")?;
             Ok(node
                 .status
                 .and_then(|s| s.conditions)
@@ -231,7 +237,64 @@ impl ReadyConditionSource for WatchedReady {
 }
 
 /// The API server's `Date` header from `GET /version` (any status carries it).
-struct ApiDate(Kube);
+///
+/// One request per [`DATE_REFRESH`] at most while the clocks agree: between
+/// requests the server's time is the last `Date` plus the monotonic time
+/// since, so a local clock that jumps is still seen at once (the monotonic
+/// clock does not jump with it). While the clocks disagree by more than the
+/// measurement's own error, every probe asks the server again.
+struct ApiDate {
+    kube: Kube,
+    last: Mutex<Option<(Timestamp, Dur, Instant)>>,
+}
+
+/// How long one `Date` measurement is extrapolated.
+pub const DATE_REFRESH: Duration = Duration::from_secs(300);
+
+impl ApiDate {
+    fn new(kube: Kube) -> Self {
+        ApiDate {
+            kube,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn extrapolated(&self) -> Option<(Timestamp, Dur)> {
+        let (date, rtt, at) = (*self.last.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let since = at.elapsed();
+        if since >= DATE_REFRESH {
+            return None;
+        }
+        let server_now = Dur::from_std(since).after(date);
+        let off = server_now
+            .duration_since(Timestamp::now())
+            .as_secs_f64()
+            .abs();
+        // Date has 1 s resolution; within that (plus the round trip) they agree.
+        (off < 1.0 + rtt.std().as_secs_f64()).then_some((server_now, rtt))
+    }
+
+    async fn measure(&self) -> Result<(Timestamp, Dur), String> {
+        let req = http::Request::get("/version")
+            .body(kube::client::Body::empty())
+            .map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        let timeout = self.kube.call_timeout();
+        let resp = tokio::time::timeout(timeout, self.kube.client().send(req))
+            .await
+            .map_err(|_| format!("GET /version: no answer within {timeout:?}"))?
+            .map_err(|e| format!("GET /version: {e}"))?;
+        let rtt = Dur::from_std(t0.elapsed());
+        let date = resp
+            .headers()
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .ok_or("the API server sent no Date header")?;
+        let at = parse_http_date(date).ok_or_else(|| format!("unreadable Date header {date:?}"))?;
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, rtt, Instant::now()));
+        Ok((at, rtt))
+    }
+}
 
 /// An HTTP-date (RFC 9110 IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn parse_http_date(s: &str) -> Option<Timestamp> {
@@ -243,48 +306,72 @@ pub fn parse_http_date(s: &str) -> Option<Timestamp> {
 impl ServerClock for ApiDate {
     fn date(&self) -> ApiFuture<'_, (Timestamp, Dur)> {
         Box::pin(async move {
-            let req = http::Request::get("/version")
-                .body(kube::client::Body::empty())
-                .map_err(|e| e.to_string())?;
-            let t0 = Instant::now();
-            let resp = tokio::time::timeout(self.0.call_timeout(), self.0.client().send(req))
-                .await
-                .map_err(|_| format!("GET /version: no answer within {:?}", self.0.call_timeout()))?
-                .map_err(|e| format!("GET /version: {e}"))?;
-            let rtt = Dur::from_std(t0.elapsed());
-            let date = resp
-                .headers()
-                .get(http::header::DATE)
-                .and_then(|v| v.to_str().ok())
-                .ok_or("the API server sent no Date header")?;
-            let at =
-                parse_http_date(date).ok_or_else(|| format!("unreadable Date header {date:?}"))?;
-            Ok((at, rtt))
+            match self.extrapolated() {
+                Some(v) => Ok(v),
+                None => self.measure().await,
+            }
         })
     }
 }
 
 // ----- views of the cluster and node -------------------------------------------
 
-/// What the background refresher last learnt.
+/// What the background refresher last learnt, each part with the time it
+/// stops being trusted.
 #[derive(Debug, Clone)]
 struct Refreshed {
     slot: SlotView,
+    slot_until: Option<Instant>,
     fleet: Option<FleetView>,
-    /// When the last refresh reached the API.
-    ok_at: Option<Instant>,
+    fleet_until: Option<Instant>,
+}
+
+/// How much the gates' views are needed, from the last decision: the
+/// refresher's cadence (see `spawn_refresher`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    /// Healthy, nothing open: no request at all.
+    None,
+    /// A problem or an episode, no disruptive step pending: the slots now and then.
+    Slow,
+    /// A disruptive step is held by the storm gate: the shared fleet count,
+    /// backing off while the storm lasts.
+    Storm,
+    /// A disruptive step runs, is about to, or waits for a slot.
+    Now,
+}
+
+fn need_of(decision: &Decision, ledger: &Ledger, open: bool) -> Need {
+    match decision {
+        Decision::Act(a) if a.disruptive => Need::Now,
+        Decision::Hold {
+            gate: Gate::DisruptionSlot,
+            ..
+        } => Need::Now,
+        Decision::Hold {
+            gate: Gate::StormGate,
+            ..
+        } => Need::Storm,
+        _ if ledger.slot.is_some() => Need::Now,
+        _ if open => Need::Slow,
+        _ => Need::None,
+    }
 }
 
 struct Wired {
     node_rx: Option<watch::Receiver<NodeSnapshot>>,
     refreshed: Arc<Mutex<Refreshed>>,
-    cluster_refresh: Duration,
+    /// How much the gates' views are needed, and the storm gate in force
+    /// (see `spawn_refresher`).
+    wanted: watch::Sender<(Need, StormGate)>,
     env: ProbeEnv,
     systemd: Arc<dyn Systemd>,
     conditions_tx: Option<watch::Sender<Vec<DesiredCondition>>>,
     metrics: Arc<Metrics>,
     counted: Mutex<BTreeSet<(String, usize)>>,
     probes: Mutex<Option<ProbeTasks>>,
+    /// The runbook's probes run here (not fed from outside): re-timed on reload.
+    real_probes: bool,
     probe_tx: mpsc::Sender<Observation>,
     api_sources: ApiSources,
     maintenance: StateFile,
@@ -306,14 +393,19 @@ impl Views for Wired {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let fresh = r
-            .ok_at
-            .is_some_and(|t| t.elapsed() <= self.cluster_refresh * 3);
+        let now = Instant::now();
+        let fresh = |until: Option<Instant>| until.is_some_and(|t| now < t);
         ClusterView {
-            api_reachable: !snap.stale && snap.node.is_some() && fresh,
+            // The node watch says whether the API answers; the refreshed slot
+            // and fleet views are only kept while an episode may need them.
+            api_reachable: !snap.stale && snap.obj.is_some(),
             node: snap.view(),
-            slot: if fresh { r.slot } else { SlotView::Unknown },
-            fleet: if fresh { r.fleet } else { None },
+            slot: if fresh(r.slot_until) {
+                r.slot
+            } else {
+                SlotView::Unknown
+            },
+            fleet: r.fleet.filter(|_| fresh(r.fleet_until)),
         }
     }
 
@@ -328,12 +420,26 @@ impl Views for Wired {
     }
 
     fn published(&self, tick: &Tick, ledger: &Ledger, runbook: &Runbook) {
+        let f = &tick.findings;
+        let open = ledger.episode.is_some() || !f.active.is_empty() || !f.pending.is_empty();
+        let wanted = (
+            need_of(&tick.decision, ledger, open),
+            runbook.spec.safety.storm_gate,
+        );
+        self.wanted
+            .send_if_modified(|w| std::mem::replace(w, wanted) != wanted);
         let m = &self.metrics;
         let active = tick.findings.active_set();
         for p in Problem::ALL {
             m.set_problem_active(p.as_str(), active.contains(&p));
         }
         m.set_phase(tick.decision.name());
+        let gate = match &tick.decision {
+            Decision::Hold { gate, .. } => Some(*gate),
+            Decision::Paused { .. } => Some(Gate::Maintenance),
+            _ => None,
+        };
+        m.set_hold_gate(gate.map(|g| g.to_string()).as_deref());
         m.set_slot_held(ledger.slot.is_some());
         m.set_last_decision(tick.decision.name(), tick.now);
         if let Some(ep) = &ledger.episode {
@@ -367,6 +473,9 @@ impl Views for Wired {
     }
 
     fn reloaded(&self, runbook: &Runbook) {
+        if !self.real_probes {
+            return;
+        }
         let set = ProbeSet::new(
             &runbook.spec.probes,
             &self.env,
@@ -450,12 +559,13 @@ fn spawn_conditions(
     mut rx: watch::Receiver<Vec<DesiredCondition>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut failing = false;
+        // While the API fails: retry after 5 s, doubling to 60 s, jittered
+        // (a fleet cut off from its API server must not hammer it on return).
+        let mut retry: Option<Duration> = None;
         loop {
-            let wait = if failing {
-                Duration::from_secs(5)
-            } else {
-                Duration::from_secs(60)
+            let wait = match retry {
+                Some(d) => jitter(d),
+                None => Duration::from_secs(60),
             };
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
@@ -466,49 +576,209 @@ fn spawn_conditions(
                 continue;
             }
             match conditions.set(&desired).await {
-                Ok(_) => failing = false,
+                Ok(_) => retry = None,
                 Err(e) => {
-                    if !failing {
+                    if retry.is_none() {
                         tracing::warn!(error = %e, "could not update the node's conditions (retrying): {e}");
                     }
-                    failing = true;
+                    retry = Some(match retry {
+                        None => Duration::from_secs(5),
+                        Some(d) => (d * 2).min(Duration::from_secs(60)),
+                    });
                 }
             }
         }
     })
 }
 
-/// Re-reads the slot Leases and the fleet for the gates.
+/// Slot reads while only a problem or a non-disruptive episode is open.
+const SLOW_REFRESH: Duration = Duration::from_secs(60);
+/// The longest wait between reads while the storm gate holds.
+const STORM_REFRESH_MAX: Duration = Duration::from_secs(120);
+
+/// Whether `v` closes the storm gate (the planner's rule).
+fn storm_over(v: &FleetView, g: &StormGate) -> bool {
+    u64::from(v.other_unhealthy) * 100
+        > u64::from(g.max_unhealthy_percent) * u64::from(v.other_nodes)
+        || g.max_unhealthy_nodes.is_some_and(|m| v.other_unhealthy > m)
+}
+
+/// `d` scaled by a random factor in [0.8, 1.2): agents that started waiting
+/// together (an API outage, a correlated failure) do not ask together.
+fn jittered(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let f = 0.8 + 0.4 * (r % 10_000) as f64 / 10_000.0;
+    d.mul_f64(f)
+}
+
+/// Re-reads the slot Leases and the fleet for the gates, only while they may
+/// be needed: a healthy node sends no requests for them.
+///
+/// - One LIST of the slot Leases per read; it also carries the shared fleet
+///   count ([`crate::act::guard::FLEET_LEASE`]). The fleet is only needed for
+///   a disruptive step, and is counted (a paginated LIST of every node) only
+///   when the shared count is older than `every` (at most
+///   [`FLEET_SHARED_MAX_AGE`]); the count is then published for the other
+///   agents. In a correlated failure that is about one node LIST per `every`
+///   for the whole cluster, not one per held agent, and no agent acts on a
+///   count older than it would have taken itself.
+/// - Cadence: `every` while a disruptive step runs, is about to or waits for
+///   a slot; [`SLOW_REFRESH`] while only a problem is open; while the storm
+///   gate holds, from `every` doubling up to [`STORM_REFRESH_MAX`]. Every
+///   wait is jittered, and a failed read waits like a successful one (no
+///   retry burst when the API server comes back).
 fn spawn_refresher(
-    slots: Arc<Mutex<Slots>>,
+    slots: Slots,
     fleet: FleetCounter,
+    node: String,
     every: Duration,
+    mut wanted: watch::Receiver<(Need, StormGate)>,
     out: Arc<Mutex<Refreshed>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_ok = true;
+        let mut storm_wait = every;
         loop {
-            tick.tick().await;
-            let s = slots.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let (slot, fleet) = tokio::join!(s.view(), fleet.count());
-            let ok = slot.is_ok() && fleet.is_ok();
-            if ok != was_ok {
-                match (&slot, &fleet) {
-                    (Ok(_), Ok(_)) => tracing::info!("the API server answers again"),
-                    (Err(e), _) => {
-                        tracing::warn!(error = %e, "cannot read the disruption slots: {e}")
-                    }
-                    (_, Err(e)) => tracing::warn!(error = %e, "cannot count the fleet: {e}"),
+            let (need, gate) = match wanted.wait_for(|n| n.0 != Need::None).await {
+                Ok(n) => *n,
+                Err(_) => return,
+            };
+            let result: Result<(SlotView, Option<FleetView>), String> = async {
+                let leases = slots.leases().await.map_err(|e| e.to_string())?;
+                let slot = slots.view_of(&leases);
+                if need < Need::Storm {
+                    return Ok((slot, None));
                 }
-                was_ok = ok;
+                let now = slots.now();
+                // A count as recent as our own would be: use it either way.
+                if let Some(c) = shared_fleet(&leases, now, every.min(FLEET_SHARED_MAX_AGE)) {
+                    return Ok((slot, Some(c.view_for(&node))));
+                }
+                // An older one still serves to hold (it cannot let a step run).
+                let older = shared_fleet(&leases, now, FLEET_SHARED_MAX_AGE)
+                    .map(|c| c.view_for(&node))
+                    .filter(|v| storm_over(v, &gate));
+                if older.is_some() {
+                    return Ok((slot, older));
+                }
+                // Count, unless another agent is counting right now.
+                let claimed = fleet
+                    .claim(&slots, fleet_lease(&leases), now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let Some(claimed) = claimed else {
+                    return Ok((slot, None));
+                };
+                let count = fleet.count_all().await.map_err(|e| e.to_string())?;
+                if let Err(e) = fleet
+                    .share(&slots, Some(&claimed), &count, slots.now())
+                    .await
+                {
+                    tracing::debug!(error = %e, "could not publish the fleet count: {e}");
+                }
+                Ok((slot, Some(count.view_for(&node))))
             }
-            let mut r = out.lock().unwrap_or_else(|e| e.into_inner());
-            if let (Ok(slot), Ok(fleet)) = (slot, fleet) {
-                r.slot = slot;
-                r.fleet = Some(fleet);
-                r.ok_at = Some(Instant::now());
+            .await;
+            let wait = match need {
+                Need::Storm => {
+                    let w = storm_wait;
+                    storm_wait = (storm_wait * 2).min(STORM_REFRESH_MAX.max(every));
+                    w
+                }
+                Need::Slow => {
+                    storm_wait = every;
+                    SLOW_REFRESH.max(every)
+                }
+                Need::Now | Need::None => {
+                    storm_wait = every;
+                    every
+                }
+            };
+            let wait = jittered(wait);
+            match result {
+                Ok((slot, fleet)) => {
+                    if !was_ok {
+                        tracing::info!("the API server answers again");
+                    }
+                    was_ok = true;
+                    let now = Instant::now();
+                    let mut r = out.lock().unwrap_or_else(|e| e.into_inner());
+                    r.slot = slot;
+                    // Trusted until two more reads could have failed.
+                    r.slot_until = Some(now + wait * 3);
+                    if let Some(f) = fleet {
+                        r.fleet = Some(f);
+                        r.fleet_until = Some(now + (wait * 3).max(wait + every));
+                    }
+                }
+                Err(e) => {
+                    if was_ok {
+                        tracing::warn!(error = %e, "cannot read the disruption slots or the fleet: {e}");
+                    }
+                    was_ok = false;
+                }
+            }
+            // Sleep, but wake at once when a step starts to need more.
+            let deadline = Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    r = wanted.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        if wanted.borrow().0 > need {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Pass control messages (signals) on to the loop's channel.
+fn forward(
+    mut from: mpsc::Receiver<Control>,
+    to: mpsc::Sender<Control>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(m) = from.recv().await {
+            if to.send(m).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Ask for a reload when the runbook file's content changes (ConfigMap
+/// updates swap a symlink, so the content is compared, not the mtime). The
+/// reload itself validates; a bad file is rejected and logged once per change.
+fn watch_runbook(
+    path: PathBuf,
+    every: Duration,
+    to: mpsc::Sender<Control>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let read = |p: PathBuf| async move {
+            tokio::time::timeout(Duration::from_secs(5), tokio::fs::read(p))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let mut last = read(path.clone()).await;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = read(path.clone()).await;
+            if now.is_some() && now != last {
+                tracing::info!(runbook = %path.display(), "the runbook file changed; reloading");
+                last = now;
+                if to.send(Control::Reload).await.is_err() {
+                    return;
+                }
             }
         }
     })
@@ -533,6 +803,28 @@ fn slot_config(rb: &Runbook, cfg: &ServeConfig) -> SlotConfig {
 /// Run the agent until SIGTERM/SIGINT. Returns an error only for what makes
 /// running unsafe: the ledger cannot be opened or written.
 pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    let parts = Parts {
+        systemd: Arc::new(DbusSystemd::new(cfg.dbus.clone())),
+        observations: None,
+        control: None,
+        notifier: Arc::new(Notifier::from_env()),
+    };
+    serve_with(cfg, parts).await
+}
+
+/// The parts `serve` takes from the host, replaceable so many agents can run
+/// in one process (the fleet simulator) with fake systemd and probes.
+pub struct Parts {
+    pub systemd: Arc<dyn Systemd>,
+    /// Observations from elsewhere instead of the runbook's probes.
+    pub observations: Option<mpsc::Receiver<Observation>>,
+    /// Control messages instead of SIGHUP/SIGTERM (and the runbook file watch).
+    pub control: Option<mpsc::Receiver<Control>>,
+    pub notifier: Arc<Notifier>,
+}
+
+/// `serve` with the given parts.
+pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError> {
     let clock = SystemClock;
     let rb = cfg.runbook.runbook.clone();
     for w in &cfg.runbook.warnings {
@@ -563,7 +855,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         }
     }
 
-    let systemd: Arc<dyn Systemd> = Arc::new(DbusSystemd::new(cfg.dbus.clone()));
+    let systemd = parts.systemd;
     let metrics = Arc::new(Metrics::new());
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
 
@@ -589,11 +881,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
 
     let refreshed = Arc::new(Mutex::new(Refreshed {
         slot: SlotView::Unknown,
+        slot_until: None,
         fleet: None,
-        ok_at: None,
+        fleet_until: None,
     }));
     let mut node_rx = None;
     let mut conditions_tx = None;
+    let (wanted_tx, wanted_rx) = watch::channel((Need::None, rb.spec.safety.storm_gate));
     let mut conn = None;
     let api_sources = match &kube {
         None => ApiSources::not_configured(no_api_reason.clone()),
@@ -601,11 +895,19 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             let node = NodeClient::new(k.clone(), cfg.node_name.clone());
             let (rx, watch_task) = node.spawn_watch(Duration::from_secs(60));
             tasks.push(watch_task);
+            let (lease_rx, lease_task) = watch_one(
+                Api::<Lease>::namespaced(k.client().clone(), "kube-node-lease"),
+                &cfg.node_name,
+                Duration::from_secs(60),
+            );
+            tasks.push(lease_task);
             let slots = Slots::new(k.clone(), slot_config(&rb, &cfg));
             tasks.push(spawn_refresher(
-                Arc::new(Mutex::new(slots.clone())),
+                slots.clone(),
                 FleetCounter::new(k.clone(), cfg.node_name.clone()),
+                cfg.node_name.clone(),
                 cfg.cluster_refresh,
+                wanted_rx.clone(),
                 refreshed.clone(),
             ));
             let (ctx, crx) = watch::channel(Vec::new());
@@ -623,13 +925,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
                 events,
             });
             ApiSources {
-                lease: Arc::new(NodeLease {
-                    api: Api::namespaced(k.client().clone(), "kube-node-lease"),
-                    kube: k.clone(),
-                    node: cfg.node_name.clone(),
-                }),
+                lease: Arc::new(WatchedLease(lease_rx)),
                 ready: Arc::new(WatchedReady(rx)),
-                clock: Arc::new(ApiDate(k.clone())),
+                clock: Arc::new(ApiDate::new(k.clone())),
             }
         }
     };
@@ -671,24 +969,41 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             }
         }));
     }
-    let set = ProbeSet::new(
-        &rb.spec.probes,
-        &cfg.probe_env,
-        systemd.clone(),
-        api_sources.clone(),
-    );
-    let probe_tasks = set.spawn(probe_tx.clone());
+    let (probe_tasks, probe_count) = match parts.observations {
+        None => {
+            let set = ProbeSet::new(
+                &rb.spec.probes,
+                &cfg.probe_env,
+                systemd.clone(),
+                api_sources.clone(),
+            );
+            (Some(set.spawn(probe_tx.clone())), set.problems().len())
+        }
+        Some(mut rx) => {
+            let tx = probe_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(o) = rx.recv().await {
+                    if tx.send(o).await.is_err() {
+                        return;
+                    }
+                }
+            }));
+            (None, 0)
+        }
+    };
+    let real_probes = probe_tasks.is_some();
 
     let views = Wired {
         node_rx,
         refreshed,
-        cluster_refresh: cfg.cluster_refresh,
+        wanted: wanted_tx,
         env: cfg.probe_env.clone(),
         systemd: systemd.clone(),
         conditions_tx,
         metrics,
         counted: Mutex::new(BTreeSet::new()),
-        probes: Mutex::new(Some(probe_tasks)),
+        probes: Mutex::new(probe_tasks),
+        real_probes,
         probe_tx,
         api_sources,
         maintenance: StateFile::new(cfg.maintenance_path.clone()),
@@ -712,17 +1027,29 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         agent.actuators().report(r).await;
     }
 
-    let notifier = Arc::new(Notifier::from_env());
+    let notifier = parts.notifier;
     let liveness = Liveness::default();
     liveness.alive_for(cfg.tick_every * 3);
     if let Some(every) = notify::watchdog_interval() {
         tasks.push(liveness.spawn_watchdog(notifier.clone(), every));
     }
-    let mut control = run::signals().map_err(ServeError::Signals)?;
+    let mut control = match parts.control {
+        Some(c) => c,
+        None => {
+            let mut control = run::signals().map_err(ServeError::Signals)?;
+            if let (Some(path), Some(every)) = (&cfg.runbook_path, cfg.runbook_poll) {
+                let (tx, rx) = mpsc::channel(8);
+                tasks.push(forward(control, tx.clone()));
+                tasks.push(watch_runbook(path.clone(), every, tx));
+                control = rx;
+            }
+            control
+        }
+    };
     tracing::info!(
         node = %cfg.node_name,
         runbook = %cfg.runbook.source,
-        probes = set.problems().len(),
+        probes = probe_count,
         boot_id = boot_id.as_deref().unwrap_or("-"),
         "nodewarden started on {} with {}",
         cfg.node_name,
@@ -762,6 +1089,28 @@ mod tests {
         assert_eq!(t.map(|t| t.as_second()), Some(784111777));
         assert_eq!(parse_http_date("yesterday"), None);
         assert_eq!(parse_http_date(""), None);
+    }
+
+    #[tokio::test]
+    async fn server_date_is_extrapolated_while_the_clocks_agree() {
+        let kube = Kube::from_url("http://127.0.0.1:9", Duration::from_secs(1)).unwrap();
+        let d = ApiDate::new(kube);
+        assert!(d.extrapolated().is_none(), "nothing measured yet");
+        let rtt = Dur::from_std(Duration::from_millis(20));
+        *d.last.lock().unwrap() = Some((Timestamp::now(), rtt, Instant::now()));
+        let (at, r) = d.extrapolated().expect("agrees: no request");
+        assert_eq!(r, rtt);
+        assert!(at.duration_since(Timestamp::now()).as_secs_f64().abs() < 0.5);
+        // The server was 10 s ahead when measured: ask it again every time.
+        let ahead = Dur::from_std(Duration::from_secs(10)).after(Timestamp::now());
+        *d.last.lock().unwrap() = Some((ahead, rtt, Instant::now()));
+        assert!(d.extrapolated().is_none());
+        // Too old: measured again.
+        let old = Instant::now().checked_sub(DATE_REFRESH + Duration::from_secs(1));
+        if let Some(old) = old {
+            *d.last.lock().unwrap() = Some((Timestamp::now(), rtt, old));
+            assert!(d.extrapolated().is_none());
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | `nodewarden_steps_total` | counter | `action`, `result` |
 //! | `nodewarden_probe_duration_seconds` | histogram | `problem` |
 //! | `nodewarden_episode_phase` | gauge 0/1 (one per phase) | `phase` |
+//! | `nodewarden_hold_gate` | gauge 0/1 (one per gate) | `gate` |
 //! | `nodewarden_slot_held` | gauge 0/1 | |
 //! | `nodewarden_last_decision` | gauge 1 | `decision` |
 //! | `nodewarden_last_decision_timestamp_seconds` | gauge | |
@@ -30,6 +31,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::model::Timestamp;
+
+/// The planner's gates (`plan::Gate`), all exported (0 or 1).
+pub const GATES: [&str; 6] = [
+    "Maintenance",
+    "Blackout",
+    "ApiUnreachable",
+    "NodeUnknown",
+    "StormGate",
+    "DisruptionSlot",
+];
 
 /// Histogram buckets of probe durations, seconds.
 pub const PROBE_BUCKETS: [f64; 9] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0];
@@ -61,6 +72,7 @@ struct State {
     steps: BTreeMap<(String, String), u64>,
     probes: BTreeMap<String, Histogram>,
     phase: Option<String>,
+    hold_gate: Option<String>,
     slot_held: bool,
     last_decision: Option<(String, Timestamp)>,
 }
@@ -137,6 +149,11 @@ impl Metrics {
     /// The episode phase (one of [`PHASES`]; another value is exported as is).
     pub fn set_phase(&self, phase: &str) {
         self.state().phase = Some(phase.to_string());
+    }
+
+    /// The gate holding the ladder now (`StormGate`, …), or none.
+    pub fn set_hold_gate(&self, gate: Option<&str>) {
+        self.state().hold_gate = gate.map(str::to_string);
     }
 
     pub fn set_slot_held(&self, held: bool) {
@@ -224,6 +241,19 @@ impl Metrics {
         }
         if let Some(c) = current.filter(|c| !PHASES.contains(c)) {
             let _ = writeln!(o, "nodewarden_episode_phase{{phase=\"{}\"}} 1", esc(c));
+        }
+        let _ = writeln!(
+            o,
+            "# HELP nodewarden_hold_gate The safety gate holding the next step (1) among all gates (0)."
+        );
+        let _ = writeln!(o, "# TYPE nodewarden_hold_gate gauge");
+        let gate = s.hold_gate.as_deref();
+        for g in GATES {
+            let _ = writeln!(
+                o,
+                "nodewarden_hold_gate{{gate=\"{g}\"}} {}",
+                u8::from(gate == Some(g))
+            );
         }
         let _ = writeln!(
             o,
@@ -334,6 +364,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn gates_match_the_planner() {
+        use crate::plan::Gate;
+        let all = [
+            Gate::Maintenance,
+            Gate::Blackout,
+            Gate::ApiUnreachable,
+            Gate::NodeUnknown,
+            Gate::StormGate,
+            Gate::DisruptionSlot,
+        ];
+        let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(names, GATES);
+    }
+
+    #[test]
     fn renders_the_text_format() {
         let m = Metrics::new();
         m.set_problem_active("KubeletUnhealthy", true);
@@ -344,6 +389,7 @@ mod tests {
         m.observe_probe("KubeletUnhealthy", Duration::from_millis(30));
         m.observe_probe("KubeletUnhealthy", Duration::from_secs(20));
         m.set_phase("verify");
+        m.set_hold_gate(Some("StormGate"));
         m.set_slot_held(true);
         m.set_last_decision(
             "act",
@@ -361,6 +407,8 @@ mod tests {
             "nodewarden_probe_duration_seconds_count{problem=\"KubeletUnhealthy\"} 2",
             "nodewarden_episode_phase{phase=\"verify\"} 1",
             "nodewarden_episode_phase{phase=\"idle\"} 0",
+            "nodewarden_hold_gate{gate=\"StormGate\"} 1",
+            "nodewarden_hold_gate{gate=\"DisruptionSlot\"} 0",
             "nodewarden_slot_held 1",
             "nodewarden_last_decision{decision=\"act\"} 1",
             "nodewarden_last_decision_timestamp_seconds 1700000000",
