@@ -11,7 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use harness::{E2e, NODE, Options};
+use harness::{E2e, NAMESPACE, NODE, Options};
 use nodewarden_fakeapi::{Budget, FakeApi, Kind, Mode, pod};
 
 const CORDON_ANNOTATION: &str = "nodewarden.io/cordoned-by";
@@ -96,6 +96,19 @@ async fn agent_up(e: &E2e) {
     .await;
 }
 
+/// The disruption-slot Leases (`nodewarden-slot-N`) in the agent's namespace.
+fn slot_leases(e: &E2e) -> Vec<serde_json::Value> {
+    e.api
+        .list(Kind::Lease)
+        .into_iter()
+        .filter(|l| {
+            l["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("nodewarden-slot-"))
+        })
+        .collect()
+}
+
 fn episode_result(e: &E2e) -> Option<String> {
     e.ledger()["closed"]
         .as_array()
@@ -177,6 +190,8 @@ async fn s2_the_whole_ladder_then_recovery_after_reboot() {
         "DaemonSet pod must stay"
     );
     assert!(e.api.count("create", "pods/eviction") >= 2);
+    // Probing, cordon, two restarts and a drain behind it: the busiest the agent gets here.
+    let peak = e.agent_peak_rss_kib();
     let boot1 = e.tb.wait_for_reboot(&boot0, s(120));
     let to_reboot = fault.elapsed();
     // The reboot "fixed" it.
@@ -194,15 +209,19 @@ async fn s2_the_whole_ladder_then_recovery_after_reboot() {
     .await;
     assert_ne!(boot0, boot1);
     assert_eq!(e.tb.boots(), 2, "exactly one reboot");
-    let leases = e.api.list(Kind::Lease);
+    let slots = slot_leases(&e);
     assert!(
-        leases.iter().all(|l| l["spec"]["holderIdentity"]
+        slots.iter().all(|l| l["spec"]["holderIdentity"]
             .as_str()
             .unwrap_or("")
             .is_empty()),
-        "slot released: {leases:?}"
+        "slot released: {slots:?}"
     );
-    eprintln!("REPORT s2: fault → reboot {:.1}s", to_reboot.as_secs_f64());
+    eprintln!(
+        "REPORT s2: fault → reboot {:.1}s (runbook: kubelet failFor 3s, two restarts with 8s verify, drain); agent peak RSS before the reboot {} KiB",
+        to_reboot.as_secs_f64(),
+        peak.map(|k| k.to_string()).unwrap_or_else(|| "?".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,7 +447,12 @@ async fn s8_clock_skew_restarts_time_sync_and_never_reboots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s9_an_invalid_runbook_on_sighup_leaves_the_old_one_in_force() {
-    let Some(e) = E2e::start("e2e-s9", Options::default(), |_| {}).await else {
+    let opts = Options {
+        // SIGHUP first; the file watch is slower than the test's waits.
+        flags: vec!["--runbook-poll".into(), "2s".into()],
+        ..Options::default()
+    };
+    let Some(e) = E2e::start("e2e-s9", opts, |_| {}).await else {
         return;
     };
     agent_up(&e).await;
@@ -452,4 +476,141 @@ async fn s9_an_invalid_runbook_on_sighup_leaves_the_old_one_in_force() {
         e.agent_log().contains("runbook reloaded")
     })
     .await;
+    // A ConfigMap-style update in place, no signal: picked up by the file watch.
+    tokio::time::sleep(s(3)).await; // let the watch see the SIGHUP'd file first
+    let reloads = |e: &E2e| e.agent_log().matches("runbook reloaded").count();
+    let n0 = reloads(&e);
+    let edited = harness::runbook_text().replace("name: e2e-fast", "name: e2e-watched");
+    e.install_runbook(&edited);
+    e.wait_for("changed file reloaded without a signal", s(20), |e| {
+        reloads(e) > n0 && e.agent_log().contains("the runbook file changed")
+    })
+    .await;
+}
+
+/// `nodewarden maintenance` from the node shell, as an SRE runs it for a
+/// kernel upgrade: start (slot, cordon, drain) → the daemon pauses → reboot →
+/// still in maintenance → end (probes healthy → uncordon, release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s10_maintenance_start_reboot_end() {
+    let Some(e) = E2e::start("e2e-s10", Options::default(), seed_workload).await else {
+        return;
+    };
+    agent_up(&e).await;
+    let url = e.api.url();
+    let maint = |sub: &str, extra: &[&str]| {
+        let mut argv = vec![
+            "/opt/agent/nodewarden",
+            "--runbook",
+            "/opt/agent/runbook.yaml",
+            "maintenance",
+            sub,
+        ];
+        if sub != "status" {
+            argv.extend([
+                "--api-url",
+                url.as_str(),
+                "--node-name",
+                NODE,
+                "--namespace",
+                NAMESPACE,
+            ]);
+        }
+        argv.extend(extra);
+        let out = e.tb.exec(&argv);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+
+    let (code, plan) = maint("plan", &[]);
+    assert_eq!(code, Some(1), "emptyDir data makes it disruptive: {plan}");
+    assert!(
+        plan.contains("default/cache-1-a") && plan.contains("emptyDir"),
+        "{plan}"
+    );
+
+    let t0 = Instant::now();
+    let (code, out) = maint("start", &["--reason", "kernel 6.1.112", "--timeout", "60s"]);
+    assert_eq!(code, Some(0), "{out}");
+    let start_took = t0.elapsed();
+    assert!(e.unschedulable() && e.annotation(CORDON_ANNOTATION).is_some());
+    assert!(!pod_on_node(&e, "default", "web-1-a"));
+    assert!(pod_on_node(&e, "kube-system", "fluentd-testbed"));
+    assert_eq!(
+        e.condition("NodewardenMaintenance").map(|c| c.0).as_deref(),
+        Some("True")
+    );
+    e.wait_for("the daemon pauses", s(20), |e| {
+        e.agent_log().contains("automatic remediation paused")
+            && !e.ledger()["maintenance"].is_null()
+    })
+    .await;
+
+    // A kubelet hang while a person works: seen, reported, not acted on.
+    e.tb.set_mode("kubelet", "hang-until-restart");
+    e.wait_for("KubeletUnhealthy raised while paused", s(30), |e| {
+        e.condition("KubeletUnhealthy")
+            .is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    tokio::time::sleep(s(5)).await; // past failFor + cooldown of the e2e runbook
+    assert_eq!(kubelet_restarts(&e), 0, "no restart during maintenance");
+    e.tb.set_mode("kubelet", "ok");
+
+    let (code, st) = maint("status", &[]);
+    assert_eq!(code, Some(1), "in force: {st}");
+    assert!(
+        st.contains("kernel 6.1.112") && st.contains("placed by nodewarden"),
+        "{st}"
+    );
+
+    // The reboot of the upgrade; maintenance survives it.
+    let boot0 = e.tb.boot_id();
+    let _ = e.tb.exec(&["systemctl", "reboot"]);
+    e.tb.wait_for_reboot(&boot0, s(120));
+    agent_up(&e).await;
+    assert!(e.unschedulable(), "still cordoned after the reboot");
+    let (code, st) = maint("status", &[]);
+    assert_eq!(code, Some(1), "still in force after the reboot: {st}");
+    e.wait_for("the daemon pauses after the reboot", s(20), |e| {
+        !e.ledger()["maintenance"].is_null()
+    })
+    .await;
+
+    e.wait_for("kubelet healthy again", s(20), |e| {
+        e.condition("KubeletUnhealthy")
+            .is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    let (code, out) = maint("end", &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("uncordoned"), "{out}");
+    assert!(!e.unschedulable());
+    assert!(e.annotation(CORDON_ANNOTATION).is_none());
+    assert_eq!(
+        e.condition("NodewardenMaintenance").map(|c| c.0).as_deref(),
+        Some("False")
+    );
+    assert!(
+        slot_leases(&e).iter().all(|l| l["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()),
+        "slot released"
+    );
+    let (code, _) = maint("end", &[]);
+    assert_eq!(code, Some(1), "end with nothing in force");
+    e.wait_for("the daemon resumes", s(20), |e| {
+        e.ledger()["maintenance"].is_null()
+            && e.agent_log().contains("automatic remediation resumes")
+    })
+    .await;
+    eprintln!(
+        "REPORT s10: maintenance start (slot, cordon, drain of 2 pods) {:.1}s",
+        start_took.as_secs_f64()
+    );
 }

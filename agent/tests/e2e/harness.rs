@@ -146,6 +146,18 @@ impl E2e {
         self.tb.root().join("var/lib/nodewarden/ledger.json")
     }
 
+    /// The running agent's peak resident memory (VmHWM), in KiB.
+    pub fn agent_peak_rss_kib(&self) -> Option<u64> {
+        let pid = self
+            .tb
+            .exec_ok(&["systemctl", "show", "-P", "MainPID", "nodewarden.service"]);
+        let status = self.tb.exec(&["cat", &format!("/proc/{pid}/status")]);
+        String::from_utf8_lossy(&status.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     pub fn agent_log(&self) -> String {
         self.tb.journal("nodewarden.service")
     }
