@@ -534,6 +534,19 @@ fn deployments(ctx: &Ctx, ns: &str) -> kube::Api<k8s_openapi::api::apps::v1::Dep
     kube::Api::namespaced(ctx.kube.client().clone(), ns)
 }
 
+async fn get_deployment(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+) -> Result<k8s_openapi::api::apps::v1::Deployment, KubeError> {
+    ctx.kube
+        .call(
+            format!("get deployment {ns}/{name}"),
+            deployments(ctx, ns).get(name),
+        )
+        .await
+}
+
 async fn scale(ctx: &Ctx, ns: &str, name: &str, replicas: i32) -> Result<(), String> {
     use kube::api::{Patch, PatchParams};
     let body = serde_json::json!({"spec": {"replicas": replicas}});
@@ -564,12 +577,7 @@ async fn surge(
         {
             continue;
         }
-        let d = ctx
-            .kube
-            .call(
-                format!("get deployment {ns}/{name}"),
-                deployments(ctx, &ns).get(&name),
-            )
+        let d = get_deployment(ctx, &ns, &name)
             .await
             .map_err(|e| e.to_string())?;
         let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -591,12 +599,7 @@ async fn surge(
     }
     for s in &state.surged {
         loop {
-            let d = ctx
-                .kube
-                .call(
-                    format!("get deployment {}/{}", s.namespace, s.name),
-                    deployments(ctx, &s.namespace).get(&s.name),
-                )
+            let d = get_deployment(ctx, &s.namespace, &s.name)
                 .await
                 .map_err(|e| e.to_string())?;
             let ready = d
@@ -626,14 +629,7 @@ async fn restore_surges(
     notes: &mut Vec<String>,
 ) -> Result<(), MaintError> {
     for s in &state.surged {
-        let d = match ctx
-            .kube
-            .call(
-                format!("get deployment {}/{}", s.namespace, s.name),
-                deployments(ctx, &s.namespace).get(&s.name),
-            )
-            .await
-        {
+        let d = match get_deployment(ctx, &s.namespace, &s.name).await {
             Ok(d) => d,
             Err(e) if e.is_not_found() => {
                 notes.push(format!(
