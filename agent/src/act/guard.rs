@@ -614,19 +614,7 @@ impl FleetCounter {
                 return Ok(None);
             }
         }
-        let mut lease = old.cloned().unwrap_or_else(|| Lease {
-            metadata: ObjectMeta {
-                name: Some(FLEET_LEASE.into()),
-                namespace: Some(slots.cfg.namespace.clone()),
-                ..Default::default()
-            },
-            spec: None,
-        });
-        lease
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert(SLOT_LABEL.into(), "true".into());
+        let mut lease = fleet_lease_base(slots, old);
         let spec = lease.spec.get_or_insert_default();
         spec.holder_identity = Some(self.node.clone());
         spec.acquire_time = Some(micro(now));
@@ -634,30 +622,7 @@ impl FleetCounter {
             "claim the fleet count in lease {}/{FLEET_LEASE}",
             slots.cfg.namespace
         );
-        let r = match old {
-            None => {
-                slots
-                    .kube
-                    .call(what, slots.api.create(&PostParams::default(), &lease))
-                    .await
-            }
-            Some(_) => {
-                slots
-                    .kube
-                    .call(
-                        what,
-                        slots
-                            .api
-                            .replace(FLEET_LEASE, &PostParams::default(), &lease),
-                    )
-                    .await
-            }
-        };
-        match r {
-            Ok(l) => Ok(Some(l)),
-            Err(e) if e.is_conflict() => Ok(None),
-            Err(e) => Err(e),
-        }
+        write_fleet_lease(slots, old.is_some(), &lease, what).await
     }
 
     /// Publishes `count` in the shared fleet Lease ([`FLEET_LEASE`]) so the
@@ -671,19 +636,7 @@ impl FleetCounter {
         count: &FleetCount,
         now: Timestamp,
     ) -> Result<(), KubeError> {
-        let mut lease = old.cloned().unwrap_or_else(|| Lease {
-            metadata: ObjectMeta {
-                name: Some(FLEET_LEASE.into()),
-                namespace: Some(slots.cfg.namespace.clone()),
-                ..Default::default()
-            },
-            spec: None,
-        });
-        lease
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert(SLOT_LABEL.into(), "true".into());
+        let mut lease = fleet_lease_base(slots, old);
         let ann = lease.metadata.annotations.get_or_insert_default();
         ann.insert(ANN_FLEET_NODES.into(), count.nodes.to_string());
         ann.insert(ANN_FLEET_UNHEALTHY.into(), count.unhealthy.to_string());
@@ -701,30 +654,51 @@ impl FleetCounter {
             "publish the fleet count in lease {}/{FLEET_LEASE}",
             slots.cfg.namespace
         );
-        let r = match old {
-            None => {
-                slots
-                    .kube
-                    .call(what, slots.api.create(&PostParams::default(), &lease))
-                    .await
-            }
-            Some(_) => {
-                slots
-                    .kube
-                    .call(
-                        what,
-                        slots
-                            .api
-                            .replace(FLEET_LEASE, &PostParams::default(), &lease),
-                    )
-                    .await
-            }
-        };
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_conflict() => Ok(()),
-            Err(e) => Err(e),
-        }
+        // A conflict: another agent published meanwhile, nothing to do.
+        write_fleet_lease(slots, old.is_some(), &lease, what)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The fleet Lease to write: `old` as listed (its resourceVersion guards the
+/// write), or a new one; always carrying the slot label.
+fn fleet_lease_base(slots: &Slots, old: Option<&Lease>) -> Lease {
+    let mut lease = old.cloned().unwrap_or_else(|| Lease {
+        metadata: ObjectMeta {
+            name: Some(FLEET_LEASE.into()),
+            namespace: Some(slots.cfg.namespace.clone()),
+            ..Default::default()
+        },
+        spec: None,
+    });
+    lease
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert(SLOT_LABEL.into(), "true".into());
+    lease
+}
+
+/// Creates the fleet Lease (`exists` false) or replaces it; `Ok(None)` when
+/// another agent wrote it first (409).
+async fn write_fleet_lease(
+    slots: &Slots,
+    exists: bool,
+    lease: &Lease,
+    what: String,
+) -> Result<Option<Lease>, KubeError> {
+    let pp = PostParams::default();
+    let r = if exists {
+        let put = slots.api.replace(FLEET_LEASE, &pp, lease);
+        slots.kube.call(what, put).await
+    } else {
+        slots.kube.call(what, slots.api.create(&pp, lease)).await
+    };
+    match r {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if e.is_conflict() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -374,6 +374,17 @@ mod tests {
             Gate::StormGate,
             Gate::DisruptionSlot,
         ];
+        // A new Gate variant fails to compile here until it is listed above and in GATES.
+        for g in all {
+            match g {
+                Gate::Maintenance
+                | Gate::Blackout
+                | Gate::ApiUnreachable
+                | Gate::NodeUnknown
+                | Gate::StormGate
+                | Gate::DisruptionSlot => {}
+            }
+        }
         let names: Vec<String> = all.iter().map(ToString::to_string).collect();
         assert_eq!(names, GATES);
     }
