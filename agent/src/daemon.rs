@@ -215,7 +215,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
 }
 
 fn join(ps: &BTreeSet<Problem>) -> String {
-    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+    crate::model::join_problems(ps, ",")
 }
 
 fn log_decision(d: &Decision, f: &Findings) {

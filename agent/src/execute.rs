@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::act::{ActError, Actuators, Clock, Report};
 use crate::ledger::{CordonRecord, Ledger, Outcome, SlotRecord};
-use crate::model::Problem;
+use crate::model::{Gate, Problem};
 use crate::plan::{Act, CordonPlan, Decision};
 use crate::runbook::Action;
 
@@ -194,8 +194,8 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
     clock: &C,
     out: &mut Executed,
 ) -> Result<(), LedgerWriteError> {
-    let gate_fail = |ledger: &mut Ledger, gate: &str, e: &ActError, now| {
-        ledger.set_hold(&a.step, gate, &e.to_string(), now);
+    let gate_fail = |ledger: &mut Ledger, gate: Gate, e: &ActError, now| {
+        ledger.set_hold(&a.step, gate.as_str(), &e.to_string(), now);
     };
 
     // 1. A disruption slot.
@@ -210,7 +210,7 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
                 out.done.push(format!("took disruption slot {lease}"));
             }
             Err(e) => {
-                gate_fail(ledger, "DisruptionSlot", &e, clock.now());
+                gate_fail(ledger, Gate::DisruptionSlot, &e, clock.now());
                 save(store, ledger)?;
                 out.error = Some(format!("could not take a disruption slot: {e}"));
                 return Ok(());
@@ -232,7 +232,7 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
             save(store, ledger)?;
             if let Err(e) = act.cordon(&reason).await {
                 ledger.cordon = None;
-                gate_fail(ledger, "ApiUnreachable", &e, clock.now());
+                gate_fail(ledger, Gate::ApiUnreachable, &e, clock.now());
                 save(store, ledger)?;
                 out.error = Some(format!("cordon failed: {e}"));
                 return Ok(());

@@ -1,6 +1,6 @@
 //! nodewarden: a node-side Kubernetes remediation agent.
 //!
-//! The shape follows `shared/DESIGN.md`: probes produce observations, the
+//! The shape is drawn in `docs/architecture.md`: probes produce observations, the
 //! health model turns them into findings, the pure planner turns findings +
 //! ledger + runbook + cluster view + `now` into one decision, and the
 //! executor carries it out through actuator traits.
@@ -12,14 +12,12 @@ pub mod daemon;
 pub mod dryrun;
 pub mod execute;
 pub mod health;
+pub mod host;
 pub mod ledger;
 pub mod maintenance;
 pub mod model;
-pub mod notify;
 pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod runbook;
-/// The only `unsafe` in the crate (adjtimex); see the module's safety notes.
-#[allow(unsafe_code)]
-pub mod sys;
+pub mod view;

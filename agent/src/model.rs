@@ -10,6 +10,21 @@ use serde::{Deserialize, Serialize};
 /// A timestamp. All decision logic takes `now` as an argument of this type.
 pub type Timestamp = jiff::Timestamp;
 
+/// Where time comes from. Logic never calls `Timestamp::now()` itself.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The real wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
 /// The node failures nodewarden knows how to detect and remedy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Problem {
@@ -44,6 +59,55 @@ impl Problem {
             Problem::SystemdOutdated => "SystemdOutdated",
         }
     }
+}
+
+/// A closed safety gate. One name for the planner, the ledger, the logs and
+/// the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Gate {
+    Maintenance,
+    Blackout,
+    ApiUnreachable,
+    NodeUnknown,
+    StormGate,
+    DisruptionSlot,
+}
+
+impl Gate {
+    /// Every gate, in order (the metrics export each one).
+    pub const ALL: [Gate; 6] = [
+        Gate::Maintenance,
+        Gate::Blackout,
+        Gate::ApiUnreachable,
+        Gate::NodeUnknown,
+        Gate::StormGate,
+        Gate::DisruptionSlot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::Maintenance => "Maintenance",
+            Gate::Blackout => "Blackout",
+            Gate::ApiUnreachable => "ApiUnreachable",
+            Gate::NodeUnknown => "NodeUnknown",
+            Gate::StormGate => "StormGate",
+            Gate::DisruptionSlot => "DisruptionSlot",
+        }
+    }
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Problems as text, in their order, e.g. `KubeletUnhealthy, PLEGUnhealthy`.
+pub fn join_problems<'a>(ps: impl IntoIterator<Item = &'a Problem>, sep: &str) -> String {
+    ps.into_iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 impl fmt::Display for Problem {
@@ -290,6 +354,22 @@ impl<'de> Deserialize<'de> for Dur {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_all_lists_every_gate_once() {
+        // A new Gate variant fails to compile here until it is placed in ALL.
+        let index = |g: Gate| match g {
+            Gate::Maintenance => 0,
+            Gate::Blackout => 1,
+            Gate::ApiUnreachable => 2,
+            Gate::NodeUnknown => 3,
+            Gate::StormGate => 4,
+            Gate::DisruptionSlot => 5,
+        };
+        for (i, g) in Gate::ALL.into_iter().enumerate() {
+            assert_eq!(index(g), i, "{g}");
+        }
+    }
 
     #[test]
     fn durations_parse_like_kubernetes() {

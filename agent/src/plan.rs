@@ -1,7 +1,7 @@
 //! The pure planner: (findings, ledger, runbook, cluster view, node facts, now) → one decision.
 //!
 //! No I/O and no clock of its own. The daemon, `dry-run` and the tests all
-//! call this one function; every safety invariant of shared/DESIGN.md is
+//! call this one function; every safety invariant (README.md, "Safety rules") is
 //! enforced here and tested in `plan/tests.rs` and `plan/props.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,92 +11,10 @@ use serde::Serialize;
 
 use crate::health::Findings;
 use crate::ledger::{Ledger, Outcome};
+pub use crate::model::Gate;
 use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{Action, ActionKind, Runbook, Step};
-
-/// The node as the API server last showed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeView {
-    pub unschedulable: bool,
-    /// nodewarden's cordon annotation is on the node.
-    pub cordon_annotation: bool,
-}
-
-/// The cluster-wide disruption slots, as last seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "state")]
-pub enum SlotView {
-    /// This node holds a slot.
-    Held,
-    /// At least one slot is free (or expired) and could be taken.
-    Free,
-    /// Every slot is held by a live holder.
-    Busy {
-        holders: Vec<String>,
-    },
-    Unknown,
-}
-
-/// The other nodes, for the storm gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FleetView {
-    pub other_nodes: u32,
-    /// Other nodes NotReady or cordoned by nodewarden.
-    pub other_unhealthy: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterView {
-    pub api_reachable: bool,
-    /// `None` when the node has not been seen (API unreachable since start).
-    pub node: Option<NodeView>,
-    pub slot: SlotView,
-    pub fleet: Option<FleetView>,
-}
-
-impl ClusterView {
-    /// A reachable API, a schedulable node, a free slot and a healthy fleet.
-    pub fn calm(other_nodes: u32) -> Self {
-        ClusterView {
-            api_reachable: true,
-            node: Some(NodeView {
-                unschedulable: false,
-                cordon_annotation: false,
-            }),
-            slot: SlotView::Free,
-            fleet: Some(FleetView {
-                other_nodes,
-                other_unhealthy: 0,
-            }),
-        }
-    }
-}
-
-/// Facts about the node itself, from the probes.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeFacts {
-    /// Units known to exist, with the time they last became active (`InactiveExitTimestamp`).
-    /// `None` when systemd could not be asked.
-    pub units: Option<BTreeMap<String, Option<Timestamp>>>,
-    /// The unit of the container runtime the kubelet uses, when detected.
-    pub runtime_unit: Option<String>,
-    pub boot_id: Option<String>,
-}
-
-impl NodeFacts {
-    fn unit_exists(&self, unit: &str) -> Option<bool> {
-        self.units.as_ref().map(|u| u.contains_key(unit))
-    }
-    fn unit_active_since(&self, unit: &str) -> Option<Timestamp> {
-        self.units
-            .as_ref()
-            .and_then(|u| u.get(unit).copied().flatten())
-    }
-}
+pub use crate::view::{ClusterView, FleetView, NodeFacts, NodeView, SlotView};
 
 pub struct Inputs<'a> {
     pub findings: &'a Findings,
@@ -105,30 +23,6 @@ pub struct Inputs<'a> {
     pub cluster: &'a ClusterView,
     pub node: &'a NodeFacts,
     pub now: Timestamp,
-}
-
-/// A closed safety gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum Gate {
-    Maintenance,
-    Blackout,
-    ApiUnreachable,
-    NodeUnknown,
-    StormGate,
-    DisruptionSlot,
-}
-
-impl fmt::Display for Gate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Gate::Maintenance => "Maintenance",
-            Gate::Blackout => "Blackout",
-            Gate::ApiUnreachable => "ApiUnreachable",
-            Gate::NodeUnknown => "NodeUnknown",
-            Gate::StormGate => "StormGate",
-            Gate::DisruptionSlot => "DisruptionSlot",
-        })
-    }
 }
 
 /// What must happen about the cordon before a step runs.
@@ -352,7 +246,7 @@ impl fmt::Display for Decision {
 }
 
 fn join(ps: &BTreeSet<Problem>) -> String {
-    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+    crate::model::join_problems(ps, ", ")
 }
 
 /// Decide. Pure: the same inputs always give the same decision.
@@ -706,12 +600,7 @@ fn gate_and_act(
                 }
                 Some(f) => {
                     let sg = safety.storm_gate;
-                    let pct_over = u64::from(f.other_unhealthy) * 100
-                        > u64::from(sg.max_unhealthy_percent) * u64::from(f.other_nodes);
-                    let abs_over = sg
-                        .max_unhealthy_nodes
-                        .is_some_and(|m| f.other_unhealthy > m);
-                    if pct_over || abs_over {
+                    if sg.is_closed(&f) {
                         return hold(
                             Gate::StormGate,
                             format!(

@@ -10,8 +10,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nodewarden::act::systemd::{DbusOptions, DbusSystemd, Systemd};
 use nodewarden::health::Verdict;
+use nodewarden::host::systemd::{DbusOptions, DbusSystemd, Systemd};
 use nodewarden::model::{Dur, Problem, Timestamp};
 use nodewarden::probe::kubelet::KubeletCheck;
 use nodewarden::probe::pleg::PlegCheck;

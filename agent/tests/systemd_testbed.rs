@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use nodewarden::act::systemd::{DbusOptions, DbusSystemd, JobResult, Systemd, SystemdError};
+use nodewarden::host::systemd::{DbusOptions, DbusSystemd, JobResult, Systemd, SystemdError};
 use support::testbed::{Testbed, TestbedConfig};
 
 fn client(tb: &Testbed) -> DbusSystemd {

@@ -46,7 +46,7 @@ use super::kube::{Kube, KubeError};
 use super::node::{COND_REMEDIATING, CORDONED_BY, OWNER};
 use super::{ActError, Clock, SystemClock};
 use crate::model::Timestamp;
-use crate::plan::{FleetView, SlotView};
+use crate::view::{FleetView, SlotView};
 
 /// Slot Leases are named `nodewarden-slot-<i>`.
 pub const SLOT_PREFIX: &str = "nodewarden-slot-";

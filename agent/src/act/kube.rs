@@ -1,6 +1,6 @@
 //! The agent's Kubernetes client: how it is built and how every call is made.
 //!
-//! Two kube 5 defaults are wrong for a remediation agent (shared/KUBE-NOTES.md):
+//! Two kube 5 defaults are wrong for a remediation agent (docs/platform-facts.md):
 //!
 //! - `Client::try_from(Config)` adds `RetryLayer::new(RetryPolicy::server_retry())`
 //!   whenever `Config::default_retry` is true, which `Config::new`, `infer`,
@@ -407,7 +407,7 @@ where
             }
             if failed {
                 tx.send_modify(|s| s.stale = true);
-                tokio::time::sleep(jitter(backoff)).await;
+                tokio::time::sleep(jitter(backoff, 0.5, 1.0)).await;
                 backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
             }
             failed = true;
@@ -496,11 +496,13 @@ where
 const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(800);
 const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// `d` scaled by a random factor in [0.5, 1.0).
-pub fn jitter(d: Duration) -> Duration {
+/// `d` scaled by a random factor in `[lo, hi)`, so that agents that started
+/// waiting together (an API outage, a correlated failure) do not ask together.
+/// The one jitter of the crate.
+pub fn jitter(d: Duration, lo: f64, hi: f64) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let r = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
-    d.mul_f64(0.5 + 0.5 * (r % 10_000) as f64 / 10_000.0)
+    d.mul_f64(lo + (hi - lo) * (r % 10_000) as f64 / 10_000.0)
 }

@@ -6,34 +6,22 @@
 //! Every implementation must bound every call in time.
 
 pub mod drain;
-pub mod exec;
 pub mod guard;
 pub mod kube;
 pub mod node;
 pub mod real;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::future::Future;
 
 use serde::Serialize;
 
-use crate::model::{Dur, Timestamp};
+use crate::host::exec::ExecError;
+use crate::host::systemd::SystemdError;
+use crate::model::Dur;
+pub use crate::model::{Clock, SystemClock};
 use crate::runbook::Drain;
-
-/// Where time comes from. Logic never calls `Timestamp::now()` itself.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-}
-
-/// The real wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActError {
@@ -45,6 +33,27 @@ pub enum ActError {
     SlotBusy(String),
     #[error("{0}")]
     Failed(String),
+}
+
+impl From<SystemdError> for ActError {
+    fn from(e: SystemdError) -> Self {
+        match e {
+            SystemdError::Timeout { what, after } => ActError::Timeout {
+                what,
+                after: Dur::from_std(after),
+            },
+            e => ActError::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<ExecError> for ActError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::Timeout { what, after } => ActError::Timeout { what, after },
+            ExecError::Failed(m) => ActError::Failed(m),
+        }
+    }
 }
 
 /// An Event/log record of something the executor did.
@@ -105,4 +114,3 @@ pub trait Actuators {
     /// Emit an Event / log line. Best effort: never fails the step.
     fn report(&self, report: Report) -> impl Future<Output = ()>;
 }
-pub mod systemd;

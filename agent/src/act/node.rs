@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use super::kube::{Kube, KubeError};
 use super::{ActError, Clock, SystemClock};
 use crate::model::{Problem, Timestamp};
-use crate::plan::NodeView;
+use crate::view::NodeView;
 
 /// Who cordoned the node; the value is always [`OWNER`].
 pub const CORDONED_BY: &str = "nodewarden.io/cordoned-by";

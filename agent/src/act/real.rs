@@ -7,8 +7,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::systemd::Systemd;
 use super::{ActError, Actuators, Report};
+use crate::host::systemd::Systemd;
 use crate::model::Dur;
 use crate::runbook::Drain;
 
@@ -146,7 +146,9 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
         self.systemd.reboot().await.map_err(ActError::from)
     }
     async fn exec(&self, argv: &[String], timeout: Dur) -> Result<String, ActError> {
-        super::exec::run(argv, timeout).await
+        crate::host::exec::run(argv, timeout)
+            .await
+            .map_err(ActError::from)
     }
     async fn report(&self, report: Report) {
         if report.warning {

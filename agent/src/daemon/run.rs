@@ -19,8 +19,8 @@ use super::{Agent, Tick};
 use crate::act::{Actuators, Clock};
 use crate::execute::{LedgerSink, LedgerWriteError};
 use crate::health::Observation;
+use crate::host::notify::Notifier;
 use crate::ledger::{Ledger, MaintenanceRecord};
-use crate::notify::Notifier;
 use crate::plan::{ClusterView, NodeFacts};
 use crate::runbook::Runbook;
 

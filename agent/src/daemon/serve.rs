@@ -39,14 +39,14 @@ use crate::act::node::{
     NodeSnapshot, problem_condition,
 };
 use crate::act::real::{KubeSide, RealActuators};
-use crate::act::systemd::{DbusOptions, DbusSystemd, Systemd};
 use crate::act::{ActError, Actuators, Clock, Report, SystemClock};
 use crate::execute::LedgerWriteError;
 use crate::health::Observation;
+use crate::host::notify::{self, Notifier};
+use crate::host::systemd::{DbusOptions, DbusSystemd, Systemd};
 use crate::ledger::{Ledger, LedgerError, LedgerFile, MaintenanceRecord, OpenReport, Outcome};
 use crate::maintenance::procedure::{self, StateFile};
 use crate::model::{Dur, Problem, Timestamp};
-use crate::notify::{self, Notifier};
 use crate::plan::{ClusterView, Decision, FleetView, Gate, NodeFacts, SlotView};
 use crate::probe::{self, ApiFuture, ApiSources, LeaseSource, ProbeEnv, ProbeSet, ProbeTasks};
 use crate::probe::{ReadyConditionSource, ServerClock};
@@ -564,7 +564,7 @@ fn spawn_conditions(
         let mut retry: Option<Duration> = None;
         loop {
             let wait = match retry {
-                Some(d) => jitter(d),
+                Some(d) => jitter(d, 0.5, 1.0),
                 None => Duration::from_secs(60),
             };
             tokio::select! {
@@ -597,23 +597,6 @@ const SLOW_REFRESH: Duration = Duration::from_secs(60);
 const STORM_REFRESH_MAX: Duration = Duration::from_secs(120);
 
 /// Whether `v` closes the storm gate (the planner's rule).
-fn storm_over(v: &FleetView, g: &StormGate) -> bool {
-    u64::from(v.other_unhealthy) * 100
-        > u64::from(g.max_unhealthy_percent) * u64::from(v.other_nodes)
-        || g.max_unhealthy_nodes.is_some_and(|m| v.other_unhealthy > m)
-}
-
-/// `d` scaled by a random factor in [0.8, 1.2): agents that started waiting
-/// together (an API outage, a correlated failure) do not ask together.
-fn jittered(d: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let f = 0.8 + 0.4 * (r % 10_000) as f64 / 10_000.0;
-    d.mul_f64(f)
-}
-
 /// Re-reads the slot Leases and the fleet for the gates, only while they may
 /// be needed: a healthy node sends no requests for them.
 ///
@@ -660,7 +643,7 @@ fn spawn_refresher(
                 // An older one still serves to hold (it cannot let a step run).
                 let older = shared_fleet(&leases, now, FLEET_SHARED_MAX_AGE)
                     .map(|c| c.view_for(&node))
-                    .filter(|v| storm_over(v, &gate));
+                    .filter(|v| gate.is_closed(v));
                 if older.is_some() {
                     return Ok((slot, older));
                 }
@@ -697,7 +680,7 @@ fn spawn_refresher(
                     every
                 }
             };
-            let wait = jittered(wait);
+            let wait = jitter(wait, 0.8, 1.2);
             match result {
                 Ok((slot, fleet)) => {
                     if !was_ok {

@@ -317,7 +317,7 @@ async fn the_loop_acts_on_observations_reloads_and_stops_cleanly() {
         runbook_path: Some(bad.clone()),
     };
     let views = FixedViews(ClusterView::calm(10));
-    let notifier = crate::notify::Notifier::from_env();
+    let notifier = crate::host::notify::Notifier::from_env();
     let liveness = Liveness::default();
     let driver = async {
         obs_tx

@@ -1,7 +1,7 @@
 //! Property tests: random sequences of findings, API outages, admin cordons,
 //! fleet health, failing actions and time, driven through the real planner
 //! and executor against a simulated world. The world's actuators check every
-//! safety invariant of shared/DESIGN.md at the moment a side effect happens.
+//! safety invariant of README.md ("Safety rules") at the moment a side effect happens.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

@@ -35,7 +35,7 @@ pub trait ServerClock: Send + Sync {
 }
 
 /// The kernel's view of its clock.
-pub type KernelClock = crate::sys::Adjtimex;
+pub type KernelClock = crate::host::sys::Adjtimex;
 
 /// Where the kernel clock state comes from (real: adjtimex; tests: a fake).
 pub trait KernelClockSource: Send + Sync {
@@ -48,7 +48,7 @@ pub struct Adjtimex;
 
 impl KernelClockSource for Adjtimex {
     fn read(&self) -> Result<KernelClock, String> {
-        crate::sys::adjtimex_read().map_err(|e| format!("adjtimex: {e}"))
+        crate::host::sys::adjtimex_read().map_err(|e| format!("adjtimex: {e}"))
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use crate::act::systemd::{Systemd, SystemdError, UnitStatus};
 use crate::health::{Observation, Verdict};
+use crate::host::systemd::{Systemd, SystemdError, UnitStatus};
 use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::KubeletProbe as Settings;
 

@@ -14,7 +14,7 @@
 //! [`NotConfigured`] answers every one of them with a clear reason (the probe part is then
 //! Unknown, never a failure).
 //!
-//! Trait methods return boxed futures (like [`crate::act::systemd::Systemd`]) so probes and
+//! Trait methods return boxed futures (like [`crate::host::systemd::Systemd`]) so probes and
 //! sources are dyn-compatible: the set holds `Arc<dyn Probe>` and tests swap in fakes.
 
 pub mod clock;
@@ -23,6 +23,7 @@ pub mod kubelet;
 pub mod pleg;
 pub mod runtime;
 pub mod systemd;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod version;
 
@@ -36,11 +37,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::act::systemd::Systemd;
 use crate::health::{Observation, Verdict};
+use crate::host::systemd::Systemd;
 use crate::model::{Dur, Problem, Timestamp};
-use crate::plan::NodeFacts;
 use crate::runbook::{Action, Probes, Runbook, Timing};
+use crate::view::NodeFacts;
 
 pub use clock::{KernelClock, KernelClockSource, ServerClock};
 pub use kubelet::LeaseSource;
@@ -419,13 +420,13 @@ pub const NO_CLUSTER: &str =
 /// One live look at this node from the shell (`check`, `dry-run`): every enabled probe once
 /// (systemd over the system bus, no cluster access), and the node facts.
 pub async fn look_once(runbook: &Runbook, env: &ProbeEnv) -> (Vec<Observation>, NodeFacts) {
-    let opts = crate::act::systemd::DbusOptions {
+    let opts = crate::host::systemd::DbusOptions {
         address: env.dbus_address.clone(),
         connect_timeout: Duration::from_secs(2),
         call_timeout: Duration::from_secs(5),
         ..Default::default()
     };
-    let systemd: Arc<dyn Systemd> = Arc::new(crate::act::systemd::DbusSystemd::new(opts));
+    let systemd: Arc<dyn Systemd> = Arc::new(crate::host::systemd::DbusSystemd::new(opts));
     let set = ProbeSet::new(
         &runbook.spec.probes,
         env,

@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::act::systemd::{Systemd, SystemdError};
 use crate::health::{Observation, Verdict};
+use crate::host::systemd::{Systemd, SystemdError};
 use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::PlegProbe as Settings;
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::act::systemd::Systemd;
 use crate::health::{Observation, Verdict};
+use crate::host::systemd::Systemd;
 use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{RuntimeKind, RuntimeProbe as Settings};
 

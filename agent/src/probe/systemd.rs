@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::act::systemd::{Systemd, SystemdError};
 use crate::health::{Observation, Verdict};
+use crate::host::systemd::{Systemd, SystemdError};
 use crate::model::{Problem, Timestamp};
 use crate::runbook::{SystemdMinimum, SystemdProbe as Settings};
 

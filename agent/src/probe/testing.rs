@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use nix::sys::signal::Signal;
 use tokio::task::JoinHandle;
 
-use crate::act::systemd::{
+use crate::host::systemd::{
     RestartOutcome, SdFuture, Systemd, SystemdError, UnitPresence, UnitStatus,
 };
 use crate::model::{Dur, Timestamp};

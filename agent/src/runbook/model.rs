@@ -323,6 +323,20 @@ pub struct StormGate {
     pub max_unhealthy_nodes: Option<u32>,
 }
 
+impl StormGate {
+    /// The storm gate's one rule: closed when more than `maxUnhealthyPercent`
+    /// of the other nodes, or more than `maxUnhealthyNodes` of them, are
+    /// NotReady or remediating.
+    pub fn is_closed(&self, fleet: &crate::view::FleetView) -> bool {
+        let pct_over = u64::from(fleet.other_unhealthy) * 100
+            > u64::from(self.max_unhealthy_percent) * u64::from(fleet.other_nodes);
+        let abs_over = self
+            .max_unhealthy_nodes
+            .is_some_and(|m| fleet.other_unhealthy > m);
+        pct_over || abs_over
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RebootCap {
     pub max: u32,

@@ -41,7 +41,7 @@ fn opt_dur(v: &Option<S<Dur>>, default: Dur) -> Dur {
     v.as_ref().map(|s| s.value).unwrap_or(default)
 }
 
-/// Default timing per problem (follows shared/KUBE-NOTES.md and the peers).
+/// Default timing per problem (docs/platform-facts.md: kubelet numbers and the peers).
 pub fn default_timing(p: Problem) -> Timing {
     let (interval, timeout, fail_for, ok_for) = match p {
         Problem::KubeletUnhealthy => (10, 10, 60, 60),

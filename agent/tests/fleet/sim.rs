@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nodewarden::act::kube::{KubeOptions, Source};
-use nodewarden::act::systemd::{
-    JobResult, RestartOutcome, SdFuture, Systemd, SystemdError, UnitPresence, UnitStatus,
-};
 use nodewarden::daemon::run::Control;
 use nodewarden::daemon::serve::{ApiConfig, Parts, ServeConfig, serve_with};
 use nodewarden::health::{Observation, Verdict};
+use nodewarden::host::notify::Notifier;
+use nodewarden::host::systemd::{
+    JobResult, RestartOutcome, SdFuture, Systemd, SystemdError, UnitPresence, UnitStatus,
+};
 use nodewarden::model::{Problem, Timestamp};
-use nodewarden::notify::Notifier;
 use nodewarden::probe::ProbeEnv;
 use nodewarden_fakeapi::{FakeApi, Kind, Mode, RequestRecord};
 use serde_json::Value;

@@ -6,7 +6,7 @@
 //! `pods/eviction` checked against PodDisruptionBudgets (429), optimistic
 //! concurrency (409), Leases, Events, watches, the kubelet's graceful
 //! termination and the StatefulSet controller's same-name replacement. See
-//! `/work/shared/KUBE-NOTES.md` for the observed behaviour it follows, and
+//! `docs/platform-facts.md` for the observed behaviour it follows, and
 //! the crate `README.md` for the list of deliberate simplifications.
 //!
 //! Objects are stored as JSON (`serde_json::Value`); there is no typed API.

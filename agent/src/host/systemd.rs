@@ -6,7 +6,7 @@
 //! that broke (systemd re-exec, dbus restart, the container rebooted) is dropped and opened
 //! again on the next call.
 //!
-//! A restart follows the only protocol that cannot hang or lie (see `shared/KUBE-NOTES.md`):
+//! A restart follows the only protocol that cannot hang or lie (see docs/platform-facts.md):
 //! `Subscribe`, open the `JobRemoved` stream, `RestartUnit(unit, "replace")`, wait for the
 //! `JobRemoved` signal of *that* job, map its result, then confirm `ActiveState=active` with a
 //! new `InvocationID`, all under one deadline.
@@ -911,18 +911,6 @@ fn map_bus_error(what: String, e: zbus::Error, after: Duration) -> SystemdError 
             }
         }
         _ => SystemdError::Bus { what, source: e },
-    }
-}
-
-impl From<SystemdError> for super::ActError {
-    fn from(e: SystemdError) -> Self {
-        match e {
-            SystemdError::Timeout { what, after } => super::ActError::Timeout {
-                what,
-                after: crate::model::Dur::from_std(after),
-            },
-            e => super::ActError::Failed(e.to_string()),
-        }
     }
 }
 

@@ -10,16 +10,24 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use super::ActError;
 use crate::model::Dur;
+
+/// Why an `exec` step failed. The actuators turn it into their `ActError`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("{what} did not finish within {after}")]
+    Timeout { what: String, after: Dur },
+    #[error("{0}")]
+    Failed(String),
+}
 
 const KEEP_BYTES: usize = 2048;
 
 /// Run `argv` (absolute `argv[0]`, no shell) and wait at most `timeout`.
-/// Exit 0 → Ok with a one-line summary; anything else → `ActError`.
-pub async fn run(argv: &[String], timeout: Dur) -> Result<String, ActError> {
+/// Exit 0 → Ok with a one-line summary; anything else → [`ExecError`].
+pub async fn run(argv: &[String], timeout: Dur) -> Result<String, ExecError> {
     let Some((prog, args)) = argv.split_first() else {
-        return Err(ActError::Failed("exec: empty argv".into()));
+        return Err(ExecError::Failed("exec: empty argv".into()));
     };
     let mut child = Command::new(prog)
         .args(args)
@@ -29,7 +37,7 @@ pub async fn run(argv: &[String], timeout: Dur) -> Result<String, ActError> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| ActError::Failed(format!("exec {prog}: cannot start: {e}")))?;
+        .map_err(|e| ExecError::Failed(format!("exec {prog}: cannot start: {e}")))?;
     let pgid = child.id();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -67,18 +75,18 @@ pub async fn run(argv: &[String], timeout: Dur) -> Result<String, ActError> {
                 );
             }
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            Err(ActError::Timeout {
+            Err(ExecError::Timeout {
                 what: format!("exec {}", argv.join(" ")),
                 after: timeout,
             })
         }
-        Ok((Err(e), _, _)) => Err(ActError::Failed(format!("exec {prog}: wait failed: {e}"))),
+        Ok((Err(e), _, _)) => Err(ExecError::Failed(format!("exec {prog}: wait failed: {e}"))),
         Ok((Ok(status), out, err)) => {
             let tail = tail(&out, &err);
             if status.success() {
                 Ok(format!("{prog} exited 0{tail}"))
             } else {
-                Err(ActError::Failed(format!("{prog} {status}{tail}")))
+                Err(ExecError::Failed(format!("{prog} {status}{tail}")))
             }
         }
     }
@@ -141,7 +149,7 @@ mod tests {
         let e = run(&argv(&["/bin/sh", "-c", &script]), Dur::from_millis(500))
             .await
             .unwrap_err();
-        assert!(matches!(e, ActError::Timeout { .. }), "{e}");
+        assert!(matches!(e, ExecError::Timeout { .. }), "{e}");
         let pid: i32 = std::fs::read_to_string(&marker)
             .unwrap()
             .trim()
