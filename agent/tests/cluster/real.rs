@@ -1,0 +1,143 @@
+//! The real control plane as a [`Cluster`]: the agent runs as the
+//! ServiceAccount `nodewarden/nodewarden` bound by the packaged RBAC, with a
+//! token from the TokenRequest API, never as admin.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, PostParams};
+use nodewarden::act::kube::{Kube, KubeOptions, Source};
+use serde_json::{Value, json};
+
+use super::Cluster;
+use super::control_plane::ControlPlane;
+use super::kubelet::HarnessKubelet;
+use super::manifests::{self, Applied};
+
+pub const AGENT_NS: &str = "nodewarden";
+pub const AGENT_SA: &str = "nodewarden";
+
+pub struct RealCluster {
+    admin: Kube,
+    agent: Kube,
+    kubelet: HarnessKubelet,
+    kubelet_task: tokio::task::JoinHandle<()>,
+    pub token: String,
+}
+
+async fn connect(kubeconfig: PathBuf) -> Kube {
+    Kube::connect(&KubeOptions {
+        source: Source::Kubeconfig {
+            path: Some(kubeconfig),
+            context: None,
+        },
+        call_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .expect("kube client from kubeconfig")
+}
+
+/// A TokenRequest for `ns/sa` (what the kubelet does for a projected token).
+pub async fn token_for(admin: &kube::Client, ns: &str, sa: &str) -> String {
+    let body = json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 3600},
+    });
+    let req = http::Request::post(format!(
+        "/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token"
+    ))
+    .header("content-type", "application/json")
+    .body(serde_json::to_vec(&body).expect("json"))
+    .expect("request");
+    let resp: Value = tokio::time::timeout(Duration::from_secs(10), admin.request(req))
+        .await
+        .expect("token request in time")
+        .expect("token request");
+    resp["status"]["token"]
+        .as_str()
+        .expect("status.token")
+        .to_string()
+}
+
+/// A kubeconfig with the admin's server and CA and `token` as the user.
+fn token_kubeconfig(admin_kubeconfig: &std::path::Path, token: &str) -> String {
+    let kc = kube::config::Kubeconfig::read_from(admin_kubeconfig).expect("admin kubeconfig");
+    let cluster = kc.clusters[0].cluster.as_ref().expect("cluster");
+    let server = cluster.server.clone().expect("server");
+    let ca = cluster.certificate_authority_data.clone().expect("CA data");
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: realk8s, cluster: {{server: \"{server}\", certificate-authority-data: {ca}}}}}]\nusers: [{{name: nodewarden, user: {{token: \"{token}\"}}}}]\ncontexts: [{{name: nodewarden, context: {{cluster: realk8s, user: nodewarden}}}}]\ncurrent-context: nodewarden\n"
+    )
+}
+
+impl RealCluster {
+    /// Applies the agent's Namespace, ServiceAccount and RBAC as admin, gets
+    /// the ServiceAccount's token, and starts the harness kubelet.
+    pub async fn start(cp: &ControlPlane) -> RealCluster {
+        let admin = connect(cp.admin_kubeconfig()).await;
+        let objs = manifests::objects_of(&["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"]);
+        assert!(objs.len() >= 5, "{objs:?}");
+        for (id, r) in manifests::apply_all(admin.client(), &objs).await {
+            assert_eq!(r, Applied::Accepted, "{id}");
+        }
+        let token = token_for(admin.client(), AGENT_NS, AGENT_SA).await;
+        let path = cp.dir().join("agent.kubeconfig");
+        std::fs::write(&path, token_kubeconfig(&cp.admin_kubeconfig(), &token))
+            .expect("write agent kubeconfig");
+        let agent = connect(path).await;
+        let kubelet = HarnessKubelet::new(admin.client().clone());
+        let kubelet_task = kubelet.clone().spawn();
+        RealCluster {
+            admin,
+            agent,
+            kubelet,
+            kubelet_task,
+            token,
+        }
+    }
+}
+
+impl Drop for RealCluster {
+    fn drop(&mut self) {
+        self.kubelet_task.abort();
+    }
+}
+
+impl Cluster for RealCluster {
+    fn name(&self) -> &'static str {
+        "real"
+    }
+    fn agent(&self) -> Kube {
+        self.agent.clone()
+    }
+    fn admin(&self) -> kube::Client {
+        self.admin.client().clone()
+    }
+    async fn namespace(&self, ns: &str) {
+        let nss: Api<Namespace> = Api::all(self.admin());
+        let obj: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns json");
+        match nss.create(&PostParams::default(), &obj).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("create namespace {ns}: {e}"),
+        }
+        // ServiceAccount admission refuses pods until the controller made `default`.
+        let sas: Api<ServiceAccount> = Api::namespaced(self.admin(), ns);
+        for _ in 0..200 {
+            if matches!(sas.get_opt("default").await, Ok(Some(_))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no default ServiceAccount in {ns} after 20 s");
+    }
+    fn set_kubelet_stuck(&self, node: &str, stuck: bool) {
+        self.kubelet.set_stuck(node, stuck);
+    }
+    async fn compact(&self) -> bool {
+        false
+    }
+}
