@@ -146,6 +146,56 @@ impl ControlPlane {
     }
 }
 
+/// The PID up.sh saved for `name` under `dir`.
+pub fn pid_in(dir: &Path, name: &str) -> Option<i32> {
+    std::fs::read_to_string(dir.join(format!("run/pids/{name}.pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Stops kube-apiserver (SIGTERM, by its saved PID) and starts it again with
+/// the same command line, as up.sh did (own session, same log, PID file
+/// updated so down.sh stops the new one). Its watch cache starts empty.
+pub fn restart_apiserver(dir: &Path) -> Result<(), String> {
+    let pid = pid_in(dir, "kube-apiserver").ok_or("no kube-apiserver pid")?;
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map_err(|e| format!("cmdline of {pid}: {e}"))?
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if !argv.first().is_some_and(|a| a.ends_with("kube-apiserver")) {
+        return Err(format!("pid {pid} is not kube-apiserver: {argv:?}"));
+    }
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map_err(|e| format!("kill: {e}"))?;
+    for _ in 0..200 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pidfile = dir.join("run/pids/kube-apiserver.pid");
+    let log = dir.join("run/logs/kube-apiserver.log");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"pidfile=$1 log=$2; shift 2; setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$log" 2>&1 & for _ in $(seq 50); do [ -s "$pidfile" ] && break; sleep 0.1; done"#)
+        .arg("restart")
+        .arg(&pidfile)
+        .arg(&log)
+        .args(&argv)
+        .status()
+        .map_err(|e| format!("restart: {e}"))?;
+    if !out.success() {
+        return Err(format!("restart: {out}"));
+    }
+    Ok(())
+}
+
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         match Command::new("bash")

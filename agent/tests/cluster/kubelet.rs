@@ -165,12 +165,20 @@ impl HarnessKubelet {
         tokio::spawn(async move {
             let mut pending: BTreeMap<(String, String), Pod> = BTreeMap::new();
             let mut tick = 0u64;
+            let mut failing = false;
             loop {
-                if let Err(e) = self.finish_terminating(&mut pending).await {
-                    eprintln!("harness kubelet: {e}");
+                match self.finish_terminating(&mut pending).await {
+                    // One line per outage (the 410 scenario restarts the apiserver).
+                    Err(e) if !failing => {
+                        eprintln!("harness kubelet: {e} (retrying every 100 ms)");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                    Ok(()) => failing = false,
                 }
                 self.replace(&mut pending).await;
                 if tick.is_multiple_of(20)
+                    && !failing
                     && let Err(e) = self.renew_leases().await
                 {
                     eprintln!("harness kubelet: leases: {e}");

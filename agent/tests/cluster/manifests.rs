@@ -3,7 +3,7 @@
 //! API (server-side apply, the resource found by discovery), and each one is
 //! accepted or reported as needing a newer Kubernetes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -133,10 +133,6 @@ pub async fn apply_all(client: &kube::Client, objs: &[Object]) -> Vec<(String, A
         ));
     }
     out
-}
-
-pub fn source_path(o: &Object) -> PathBuf {
-    Path::new(&o.source).to_path_buf()
 }
 
 /// `major.minor` of the server.

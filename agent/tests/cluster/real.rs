@@ -24,6 +24,8 @@ pub struct RealCluster {
     kubelet: HarnessKubelet,
     kubelet_task: tokio::task::JoinHandle<()>,
     pub token: String,
+    /// The control plane's REALK8S_DIR (PIDs, logs).
+    dir: PathBuf,
 }
 
 async fn connect(kubeconfig: PathBuf) -> Kube {
@@ -95,6 +97,7 @@ impl RealCluster {
             kubelet,
             kubelet_task,
             token,
+            dir: cp.dir().to_path_buf(),
         }
     }
 }
@@ -137,7 +140,39 @@ impl Cluster for RealCluster {
     fn set_kubelet_stuck(&self, node: &str, stuck: bool) {
         self.kubelet.set_stuck(node, stuck);
     }
+    /// etcd compacted to its current revision, then kube-apiserver restarted:
+    /// its watch cache starts at the current resourceVersion and etcd holds no
+    /// older history, so a watch from before answers 410 Expired.
     async fn compact(&self) -> bool {
-        false
+        let port = std::env::var("ETCD_PORT").unwrap_or_else(|_| "2379".into());
+        let etcdctl = |args: &[&str]| {
+            let out = std::process::Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg("--endpoints")
+                .arg(format!("http://127.0.0.1:{port}"))
+                .args(args)
+                .output()
+                .expect("etcdctl");
+            assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let status = etcdctl(&["endpoint", "status", "-w", "json"]);
+        let v: Value = serde_json::from_str(&status).expect("etcd status json");
+        let rev = v[0]["Status"]["header"]["revision"]
+            .as_i64()
+            .expect("revision");
+        etcdctl(&["compact", &rev.to_string()]);
+        super::control_plane::restart_apiserver(&self.dir).expect("restart kube-apiserver");
+        for _ in 0..300 {
+            let req = http::Request::get("/readyz").body(Vec::new()).expect("req");
+            if let Ok(Ok(s)) =
+                tokio::time::timeout(Duration::from_secs(2), self.admin().request_text(req)).await
+                && s == "ok"
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("kube-apiserver not ready 60 s after its restart");
     }
 }
