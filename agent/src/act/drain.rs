@@ -837,6 +837,9 @@ impl Drainer {
                         by_pdb,
                     }
                 }
+                400 if super::versions::eviction_v1_unsupported(s.code, &s.message) => {
+                    Evicted::Failed(super::versions::eviction_v1_error(what, s.code, &s.message))
+                }
                 _ => Evicted::Failed(KubeError::from_kube(what, kube::Error::Api(s))),
             },
             Ok(Err(e)) => Evicted::Failed(KubeError::from_kube(what, e)),

@@ -12,6 +12,7 @@ pub mod node;
 pub mod real;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod versions;
 
 use std::future::Future;
 

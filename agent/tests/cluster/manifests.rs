@@ -135,6 +135,56 @@ pub async fn apply_all(client: &kube::Client, objs: &[Object]) -> Vec<(String, A
     out
 }
 
+/// The objects of a kustomization as `kubectl apply -k DIR` would create them,
+/// for the subset of kustomize packaging/kubernetes uses: `resources` (files
+/// and directories with their own kustomization) and `patches` that delete
+/// an object (`$patch: delete`). Anything else is refused, so the packaging
+/// cannot grow a feature this reading does not follow.
+pub fn kustomization_objects(dir: &std::path::Path) -> Vec<Object> {
+    let k: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(dir.join("kustomization.yaml")).expect("kustomization.yaml"),
+    )
+    .expect("kustomization yaml");
+    for key in k.as_object().expect("kustomization map").keys() {
+        assert!(
+            ["apiVersion", "kind", "resources", "patches", "images"].contains(&key.as_str()),
+            "{}: kustomize field {key} not followed by this check",
+            dir.display()
+        );
+    }
+    let mut out = Vec::new();
+    for r in k["resources"].as_array().into_iter().flatten() {
+        let path = dir.join(r.as_str().expect("resource path"));
+        if path.is_dir() {
+            out.extend(kustomization_objects(&path));
+        } else {
+            let text = std::fs::read_to_string(&path).expect("resource");
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            out.extend(parse_stream(&name, &text).unwrap_or_else(|e| panic!("{e}")));
+        }
+    }
+    for p in k["patches"].as_array().into_iter().flatten() {
+        let patch: Value =
+            serde_saphyr::from_str(p["patch"].as_str().expect("inline patch")).expect("patch");
+        assert_eq!(
+            patch["$patch"], "delete",
+            "only delete patches are followed: {patch}"
+        );
+        let before = out.len();
+        out.retain(|o| {
+            !(o.value["apiVersion"] == patch["apiVersion"]
+                && o.kind() == patch["kind"]
+                && o.name() == patch["metadata"]["name"])
+        });
+        assert_eq!(out.len() + 1, before, "patch matches one object: {patch}");
+    }
+    out
+}
+
 /// `major.minor` of the server.
 pub async fn server_minor(client: &kube::Client) -> u32 {
     let v = client.apiserver_version().await.expect("/version");
