@@ -48,6 +48,8 @@ mod fake {
         conditions_coexist_with_the_kubelets,
         events_on_the_node,
         maintenance_plan_start_end,
+        delete_after_deadline,
+        node_lease_watch,
         watch_resumed_after_410,
     );
 }

@@ -81,6 +81,8 @@ pub const ALL: &[&str] = &[
     "conditions_coexist_with_the_kubelets",
     "events_on_the_node",
     "maintenance_plan_start_end",
+    "delete_after_deadline",
+    "node_lease_watch",
     "watch_resumed_after_410",
 ];
 
@@ -96,6 +98,8 @@ pub async fn run<C: Cluster>(c: &C, name: &str) {
         "conditions_coexist_with_the_kubelets" => conditions_coexist_with_the_kubelets(c).await,
         "events_on_the_node" => events_on_the_node(c).await,
         "maintenance_plan_start_end" => maintenance_plan_start_end(c).await,
+        "delete_after_deadline" => delete_after_deadline(c).await,
+        "node_lease_watch" => node_lease_watch(c).await,
         "watch_resumed_after_410" => watch_resumed_after_410(c).await,
         other => panic!("no scenario {other}"),
     }
@@ -608,6 +612,85 @@ pub async fn maintenance_plan_start_end<C: Cluster>(c: &C) {
         Some("False")
     );
     assert_eq!(slots(c, "s9-n1", 1).view().await, Ok(SlotView::Free));
+}
+
+/// `deleteAfterDeadline`: a pod a PDB still blocks at the deadline is
+/// deleted without eviction (the packaged `pods delete` rule).
+pub async fn delete_after_deadline<C: Cluster>(c: &C) {
+    let ns = "s11";
+    c.namespace(ns).await;
+    fixtures::node(c, "s11-n1").await;
+    let rs = fixtures::workload(c, "ReplicaSet", ns, "web", 1, &[("app", "web")]).await;
+    fixtures::pod(
+        c,
+        PodFix {
+            ns,
+            name: "web-0",
+            node: "s11-n1",
+            owner: Some(("ReplicaSet", "web", &rs)),
+            labels: &[("app", "web")],
+            ready: true,
+        },
+    )
+    .await;
+    fixtures::pdb(c, ns, "web-pdb", &[("app", "web")], 1).await;
+    fixtures::wait_pdb(c, ns, "web-pdb", 1, 0).await;
+    let s = Drain {
+        delete_after_deadline: true,
+        ..spec(1)
+    };
+    let report = Drainer::new(c.agent(), "s11-n1")
+        .drain(&s)
+        .await
+        .unwrap_or_else(|e| panic!("deleted after the deadline on {}: {e}", c.name()));
+    assert_eq!(report.deleted, vec![r(ns, "web-0")]);
+    assert!(report.evicted.is_empty(), "{report:?}");
+    eventually(10, "web-0 gone", || async {
+        fixtures::get_pod(c, ns, "web-0").await.is_none()
+    })
+    .await;
+}
+
+/// The kubelet probe's source: the agent watches its node's Lease in
+/// `kube-node-lease` (the packaged read-only Role) and sees it renewed.
+pub async fn node_lease_watch<C: Cluster>(c: &C) {
+    fixtures::node(c, "s12-n1").await;
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(c.agent().client().clone(), "kube-node-lease");
+    let (mut rx, task) = nodewarden::act::kube::watch_one(api, "s12-n1", Duration::from_secs(6));
+    let renew = |rx: &tokio::sync::watch::Receiver<
+        nodewarden::act::kube::Watched<k8s_openapi::api::coordination::v1::Lease>,
+    >| {
+        rx.borrow()
+            .obj
+            .as_ref()
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.renew_time.clone())
+    };
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(t) = renew(&rx) {
+                break t;
+            }
+            rx.changed().await.expect("watch alive");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the Lease is seen on {}", c.name()));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    super::kubelet::renew_lease(&c.admin(), "s12-n1").await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if renew(&rx).is_some_and(|t| t.0 > first.0) {
+                break;
+            }
+            rx.changed().await.expect("watch alive");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the renewal is seen on {}", c.name()));
+    assert!(!rx.borrow().stale);
+    task.abort();
 }
 
 /// The agent's Node watch resumes after the server forgot its
