@@ -68,7 +68,7 @@ pub fn rootfs() -> Option<PathBuf> {
     p.join("lib/systemd/systemd").exists().then_some(p)
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt as _;
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
