@@ -11,7 +11,8 @@
 //! `set_node_kubelet_alive`, the same-name replacement); on the real server
 //! [`HarnessKubelet`] does the same through the API. The shared suite holds
 //! both to the same observable behaviour: a scenario that sees a difference fails.
-//! Real behaviour reproduced (KUBE-NOTES.md, the kubelet's status manager):
+//! Real behaviour reproduced (docs/platform-facts.md, "Eviction and
+//! PodDisruptionBudgets" and "A node whose kubelet or runtime is stuck"):
 //! a terminating pod is removed by the kubelet's final `DELETE` with grace 0
 //! and a UID precondition; a replacement pod keeps name, labels and owner
 //! and starts Pending and unscheduled (no scheduler runs in either).
