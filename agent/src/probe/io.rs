@@ -20,6 +20,10 @@ pub const MAX_BODY: usize = 4 << 20;
 /// Why a call out failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
+    /// The call cannot be made as configured (a URL this client does not
+    /// support): nothing was asked, so nothing is known about the peer.
+    #[error("cannot probe as configured: {0}")]
+    Config(String),
     /// Nobody listens (TCP RST, or a unix socket with no listener): the daemon is not running.
     #[error("connection refused (not running?)")]
     Refused,
@@ -164,30 +168,53 @@ where
         })
     };
     tokio::pin!(conn);
+    tokio::pin!(exchange);
     tokio::select! {
         biased;
-        r = exchange => r,
-        c = &mut conn => Err(CallError::Protocol(match c {
-            Ok(()) => "the peer closed the connection before replying".into(),
-            Err(e) => format!("connection failed: {e}"),
-        })),
+        r = &mut exchange => r,
+        // The connection ends first when the reply is close-delimited (HTTP/1.0,
+        // or `Connection: close` without a length): the reply it read is still
+        // waiting in `exchange`, which now finishes or says what was missing.
+        c = &mut conn => match c {
+            Ok(()) => exchange.await.map_err(|e| match e {
+                CallError::Protocol(m) if m.starts_with("request failed") => CallError::Protocol(
+                    "the peer closed the connection before replying".into(),
+                ),
+                e => e,
+            }),
+            Err(e) => Err(CallError::Protocol(format!("connection failed: {e}"))),
+        },
+    }
+}
+
+/// Whether [`http_get`] can call `url`: a plain `http://` URL with a host.
+/// Validation uses this, so a URL that passes it is one the probe can call.
+pub fn check_http_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "{url:?}: only plain http:// URLs are supported, not {other}://"
+            ));
+        }
+        None => return Err(format!("{url:?} has no scheme; expected http://HOST[:PORT]/PATH")),
+    }
+    match uri.authority() {
+        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => Ok(uri),
+        Some(_) => Err(format!("{url:?}: a host without user information is required")),
+        None => Err(format!("{url:?} has no host")),
     }
 }
 
 /// `GET url` over plain HTTP/1.1 (TCP), all within `deadline`.
 pub async fn http_get(url: &str, deadline: Duration) -> Result<Reply, CallError> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| CallError::Protocol(format!("invalid URL {url:?}: {e}")))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(CallError::Protocol(format!(
-            "only plain http:// URLs are supported, not {url:?}"
-        )));
-    }
-    let authority = uri
-        .authority()
-        .ok_or_else(|| CallError::Protocol(format!("no host in {url:?}")))?
-        .clone();
+    let uri = check_http_url(url).map_err(CallError::Config)?;
+    let Some(authority) = uri.authority().cloned() else {
+        return Err(CallError::Config(format!("no host in {url:?}")));
+    };
     let addr = format!(
         "{}:{}",
         authority.host(),
@@ -444,6 +471,52 @@ mod tests {
         assert_eq!(fmt_secs(Duration::from_millis(250)), "250ms");
         assert_eq!(fmt_secs(Duration::from_secs(10)), "10s");
         assert_eq!(fmt_secs(Duration::from_millis(1500)), "1.5s");
+    }
+
+    /// A server that answers once, without a length, and closes: the reply is
+    /// delimited by the close (HTTP/1.0; RFC 9112 section 6.3, rule 8).
+    async fn close_delimited_server(reply: &'static [u8]) -> std::net::SocketAddr {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(reply).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_close_delimited_http_1_0_reply_is_a_reply() {
+        let addr = close_delimited_server(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nok").await;
+        for _ in 0..5 {
+            let r = http_get(&format!("http://{addr}/healthz"), Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 200);
+            assert_eq!(r.body, b"ok");
+        }
+        let addr = close_delimited_server(b"HTTP/1.0 200 OK\r\n\r\n").await;
+        let r = http_get(&format!("http://{addr}/"), Duration::from_secs(5)).await;
+        assert_eq!(r.unwrap().status.as_u16(), 200);
+        // Closing with no reply at all is still an error.
+        let addr = close_delimited_server(b"").await;
+        let r = http_get(&format!("http://{addr}/"), Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(CallError::Protocol(_))), "{r:?}");
+    }
+
+    #[test]
+    fn only_urls_the_probe_can_call_pass() {
+        assert!(check_http_url("http://127.0.0.1:10248/healthz").is_ok());
+        assert!(check_http_url("http://localhost/").is_ok());
+        for bad in ["https://127.0.0.1:10250/healthz", "http://", "127.0.0.1:10248", "notaurl", "", "http://u@h/"] {
+            assert!(check_http_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -128,6 +128,13 @@ pub fn judge(
         Err(e) => o = o.with("lease", format!("unknown: {e}")),
     }
 
+    // A probe that cannot run as configured knows nothing about the kubelet:
+    // Unknown, which never escalates.
+    if let Healthz::Failed(e @ CallError::Config(_)) = hz {
+        o.verdict = Verdict::Unknown;
+        o.summary = format!("kubelet healthz: {e}");
+        return o;
+    }
     let mut failing: Vec<String> = Vec::new();
     if unit_active == Some(false)
         && let Ok(u) = st
@@ -256,6 +263,19 @@ mod tests {
         );
         assert_eq!(o.verdict, Verdict::Unknown);
         assert_eq!(o.summary, "kubelet.service not found");
+    }
+
+    #[test]
+    fn a_probe_that_cannot_run_as_configured_is_unknown() {
+        let o = judge(
+            &settings(),
+            t(0),
+            &Healthz::Failed(CallError::Config("\"https://x\": only plain http://".into())),
+            &unit("active", "running", Some(t(-10))),
+            &Ok(None),
+        );
+        assert_eq!(o.verdict, Verdict::Unknown, "{o:?}");
+        assert!(o.summary.contains("cannot probe as configured"), "{}", o.summary);
     }
 
     #[test]
