@@ -155,6 +155,37 @@ pub enum DurError {
     TooLong(String),
 }
 
+/// A Kubernetes node name is a DNS-1123 subdomain: at most 253 characters,
+/// dot-separated labels of lowercase letters, digits and '-', each starting
+/// and ending with a letter or digit. Anything else (`..`, `/`, `?`, `#`)
+/// could change the API path it is put into, so it is refused where it enters.
+pub fn check_node_name(name: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() {
+        return Err("the node name is empty".into());
+    }
+    if name.len() > 253 {
+        return Err(format!(
+            "node name of {} characters is too long; at most 253",
+            name.len()
+        ));
+    }
+    if !name.split('.').all(label_ok) {
+        return Err(format!(
+            "{:?} is not a valid node name: expected a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', like worker-1.example.com)",
+            name.escape_debug().to_string()
+        ));
+    }
+    Ok(())
+}
+
 impl Dur {
     pub const ZERO: Dur = Dur(std::time::Duration::ZERO);
 
@@ -323,7 +354,15 @@ impl<'de> Deserialize<'de> for Dur {
                 f.write_str("a duration string like 30s, 5m or 1h30m")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
-                v.parse().map_err(E::custom)
+                let d: Dur = v.parse().map_err(E::custom)?;
+                // Written durations have millisecond resolution, the resolution they
+                // print with, so what `runbook show` prints reads back the same.
+                if d.0.subsec_nanos() % 1_000_000 != 0 {
+                    return Err(E::custom(format!(
+                        "duration {v:?} is finer than a millisecond; write whole milliseconds, like 1ms or 250ms"
+                    )));
+                }
+                Ok(d)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
                 if v == 0 {
@@ -368,6 +407,29 @@ mod tests {
         };
         for (i, g) in Gate::ALL.into_iter().enumerate() {
             assert_eq!(index(g), i, "{g}");
+        }
+    }
+
+    #[test]
+    fn node_names_are_dns_subdomains() {
+        for ok in ["worker-1", "ip-10-0-0-1.ec2.internal", "a", &"a".repeat(63)] {
+            assert!(check_node_name(ok).is_ok(), "{ok}");
+        }
+        let long = format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(63));
+        for bad in [
+            "",
+            "../namespaces/kube-system/secrets/x",
+            "x?dryRun=All#frag",
+            "Worker",
+            "-a",
+            "a-",
+            "a..b",
+            "a/b",
+            "a%2Fb",
+            &"a".repeat(64),
+            &long,
+        ] {
+            assert!(check_node_name(bad).is_err(), "{bad}");
         }
     }
 

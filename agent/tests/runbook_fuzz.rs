@@ -123,3 +123,69 @@ fn fuzz_corpus_seeds_are_valid() {
     }
     assert!(n >= 2);
 }
+
+/// A duration from 1 ns to days, written the many ways an operator might.
+fn any_duration() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u64..2000).prop_map(|n| format!("{n}ns")),
+        (0u64..2000).prop_map(|n| format!("{n}us")),
+        (0u64..5000).prop_map(|n| format!("{n}ms")),
+        (0u64..100, 0u64..1000).prop_map(|(s, f)| format!("{s}.{f:03}s")),
+        (0u64..100, 0u64..1000).prop_map(|(s, f)| format!("{s}.{f}ms")),
+        (0u64..200).prop_map(|n| format!("{n}s")),
+        (0u64..120).prop_map(|n| format!("{n}m")),
+        (0u64..48, 0u64..60).prop_map(|(h, m)| format!("{h}h{m}m")),
+        (0u64..10).prop_map(|n| format!("{n}d")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    /// show → validate holds for every valid runbook: each duration of the
+    /// default runbook replaced by an arbitrary one; whatever validates must
+    /// print back to a runbook that validates to the same thing.
+    #[test]
+    fn every_valid_runbook_survives_show_then_validate(
+        durs in prop::collection::vec(any_duration(), 40),
+        picks in prop::collection::vec(prop::bool::weighted(0.12), 40),
+    ) {
+        let seed = nodewarden::runbook::DEFAULT_YAML;
+        let mut out = String::new();
+        let mut k = 0;
+        for line in seed.lines() {
+            let t = line.trim_end();
+            let dur_at = t.rfind(": ").filter(|&i| {
+                let v = t[i + 2..].split('#').next().unwrap_or("").trim();
+                !v.is_empty() && v.parse::<nodewarden::model::Dur>().is_ok() && v != "0"
+            });
+            match dur_at {
+                Some(i) if picks[k % picks.len()] => {
+                    out.push_str(&t[..i + 2]);
+                    out.push_str(&durs[k % durs.len()]);
+                    k += 1;
+                }
+                Some(_) => {
+                    out.push_str(t);
+                    k += 1;
+                }
+                None => out.push_str(t),
+            }
+            out.push('\n');
+        }
+        if let Ok(l) = nodewarden::runbook::parse("gen.yaml", &out) {
+            let shown = nodewarden::runbook::to_yaml(&l.runbook);
+            let again = nodewarden::runbook::parse("shown.yaml", &shown);
+            prop_assert!(again.is_ok(), "show output did not validate: {:?}\n{shown}", again.err());
+            let again = again.unwrap();
+            prop_assert_eq!(&again.runbook, &l.runbook);
+            prop_assert_eq!(nodewarden::runbook::to_yaml(&again.runbook), shown);
+        }
+    }
+}
+
+#[test]
+fn sub_millisecond_durations_are_refused_with_a_reason() {
+    let text = nodewarden::runbook::DEFAULT_YAML.replacen("okFor: 1m", "okFor: 1ns", 1);
+    let e = nodewarden::runbook::parse("r.yaml", &text).unwrap_err().to_string();
+    assert!(e.contains("finer than a millisecond"), "{e}");
+}

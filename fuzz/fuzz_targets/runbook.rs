@@ -13,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
                 let again = nodewarden::runbook::parse("shown.yaml", &shown)
                     .expect("runbook show output must validate");
                 assert_eq!(again.runbook, loaded.runbook);
+                // …and shows the same again: show is a fixed point after one round.
+                assert_eq!(nodewarden::runbook::to_yaml(&again.runbook), shown);
             }
             Err(e) => {
                 let _ = e.to_string();

@@ -6,6 +6,7 @@
 mod model;
 pub mod schema;
 mod validate;
+mod yaml;
 
 use std::fmt;
 use std::path::Path;
@@ -60,7 +61,7 @@ impl Diagnostic {
 pub enum RunbookError {
     #[error("{path}: cannot read runbook: {reason}")]
     Unreadable { path: String, reason: String },
-    #[error("{path}: runbook is {size} bytes; at most {MAX_RUNBOOK_BYTES} bytes are accepted")]
+    #[error("{path}: runbook is larger than {MAX_RUNBOOK_BYTES} bytes ({size}); at most {MAX_RUNBOOK_BYTES} bytes are accepted")]
     TooLarge { path: String, size: u64 },
     #[error("{}", render_all(.source_name, .diagnostics))]
     Invalid {
@@ -109,14 +110,10 @@ fn parse_options() -> serde_saphyr::Options {
     }
 }
 
-/// Strip serde-saphyr's own position suffix; we print positions as file:line:col.
+/// The parser's message in our words, without its own position suffix; we
+/// print positions as file:line:col.
 fn bare_message(e: &serde_saphyr::Error) -> String {
-    let s = e.to_string();
-    let s = s.lines().next().unwrap_or("").trim().to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
+    yaml::message(&e.to_string())
 }
 
 /// Parse and validate runbook text. `source_name` is used in messages.
@@ -125,6 +122,12 @@ pub fn parse(source_name: &str, text: &str) -> Result<Loaded, RunbookError> {
         return Err(RunbookError::TooLarge {
             path: source_name.to_string(),
             size: text.len() as u64,
+        });
+    }
+    if let Some(d) = yaml::find_tag(text) {
+        return Err(RunbookError::Invalid {
+            source_name: source_name.to_string(),
+            diagnostics: vec![d],
         });
     }
     let doc: schema::RunbookDoc = serde_saphyr::from_str_with_options(text, parse_options())
@@ -157,27 +160,29 @@ pub fn parse(source_name: &str, text: &str) -> Result<Loaded, RunbookError> {
     }
 }
 
-/// Read, parse and validate a runbook file.
+/// Read, parse and validate a runbook file. Only a regular file is read
+/// (a FIFO or a device is refused without blocking), and never more than
+/// [`MAX_RUNBOOK_BYTES`] of it.
 pub fn load_file(path: &Path) -> Result<Loaded, RunbookError> {
+    use crate::safe_fs::{self, Follow, ReadError};
     let name = path.display().to_string();
-    let unreadable = |e: std::io::Error| RunbookError::Unreadable {
-        path: name.clone(),
-        reason: e.to_string(),
+    let bytes = match safe_fs::read_file(path, MAX_RUNBOOK_BYTES, Follow::Symlinks) {
+        Ok(b) => b,
+        Err(ReadError::TooLarge { .. }) => {
+            return Err(RunbookError::TooLarge {
+                path: name,
+                size: std::fs::metadata(path)
+                    .map(|m| m.len())
+                    .unwrap_or(MAX_RUNBOOK_BYTES + 1),
+            });
+        }
+        Err(e) => {
+            return Err(RunbookError::Unreadable {
+                path: name,
+                reason: e.to_string(),
+            });
+        }
     };
-    let meta = std::fs::metadata(path).map_err(unreadable)?;
-    if meta.is_dir() {
-        return Err(RunbookError::Unreadable {
-            path: name,
-            reason: "is a directory".into(),
-        });
-    }
-    if meta.len() > MAX_RUNBOOK_BYTES {
-        return Err(RunbookError::TooLarge {
-            path: name,
-            size: meta.len(),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(unreadable)?;
     let text = String::from_utf8(bytes).map_err(|e| RunbookError::Unreadable {
         path: name.clone(),
         reason: format!(

@@ -293,6 +293,13 @@ pub struct Reboot {
 pub struct Exec {
     pub argv: Vec<String>,
     pub timeout: Dur,
+    /// Why this command is safe to run without cordon, slot and storm gate;
+    /// required for an exec step with `disruptive: false`.
+    #[serde(
+        rename = "nonDisruptiveBecause",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub non_disruptive_because: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -173,6 +173,8 @@ pub struct RebootDoc {
 pub struct ExecDoc {
     pub argv: S<Vec<String>>,
     pub timeout: Option<S<Dur>>,
+    /// Why the command is harmless enough to run with `disruptive: false`.
+    pub non_disruptive_because: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

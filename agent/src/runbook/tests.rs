@@ -343,3 +343,134 @@ fn problems_parse_case_insensitively_for_the_cli_but_strictly_in_yaml() {
     let text = MINIMAL.replace("[KubeletUnhealthy]", "[kubeletunhealthy]");
     expect_error(&text, 6, "kubeletunhealthy");
 }
+
+
+fn step(name: &str, body: &str) -> String {
+    format!("{MINIMAL}    - name: {name}\n      when: [KubeletUnhealthy]\n{body}")
+}
+
+#[test]
+fn a_probe_that_could_never_run_is_refused_at_validation() {
+    let k = |field: &str| {
+        MINIMAL.replace(
+            "spec:\n",
+            &format!("spec:\n  probes:\n    KubeletUnhealthy:\n      {field}\n"),
+        )
+    };
+    expect_error(&k("healthzUrl: https://127.0.0.1:10250/healthz"), 6, "only plain http://");
+    expect_error(&k("healthzUrl: \"http://\""), 6, "healthzUrl");
+    expect_error(&k("healthzUrl: 127.0.0.1:10248"), 6, "healthzUrl");
+    expect_error(&k("timeout: 1ms"), 6, "too short");
+    expect_error(&k("timeout: 999ms"), 6, "too short");
+    assert!(parse("rb.yaml", &k("timeout: 1s")).is_ok());
+    let rt = MINIMAL.replace(
+        "spec:\n",
+        "spec:\n  probes:\n    ContainerRuntimeUnresponsive:\n      dockerSocket: run/docker.sock\n",
+    );
+    expect_error(&rt, 6, "must be absolute");
+}
+
+#[test]
+fn dangerous_unit_restarts_are_refused() {
+    let ru = |u: &str| step("x", &format!("      action:\n        restartUnit: {{unit: {u}}}\n"));
+    expect_error(&ru("poweroff.target"), 12, "not a .service unit");
+    expect_error(&ru("reboot.target"), 12, "not a .service unit");
+    expect_error(&ru("containerd.service"), 12, "restartContainerRuntime");
+    expect_error(&ru("docker.service"), 12, "restartContainerRuntime");
+    expect_error(&ru("chronyd.service"), 12, "restartTimeSync");
+    assert!(parse("rb.yaml", &ru("my-agent.service")).is_ok());
+    let ts = step(
+        "x",
+        "      action:\n        restartTimeSync: {units: [containerd.service]}\n",
+    );
+    expect_error(&ts, 12, "not a time-sync daemon");
+    let rt = step(
+        "x",
+        "      action:\n        restartContainerRuntime: {units: [reboot.target]}\n",
+    );
+    expect_error(&rt, 12, "not a .service unit");
+}
+
+#[test]
+fn a_non_disruptive_exec_must_say_why_and_is_warned_about() {
+    let no_reason = step(
+        "x",
+        "      disruptive: false\n      action:\n        exec: {argv: [/sbin/reboot]}\n",
+    );
+    expect_error(&no_reason, 11, "nonDisruptiveBecause");
+    let with_reason = step(
+        "x",
+        "      disruptive: false\n      action:\n        exec: {argv: [/usr/local/bin/flush-cache], nonDisruptiveBecause: only drops a page cache}\n",
+    );
+    let l = parse("rb.yaml", &with_reason).unwrap();
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.message.contains("cannot judge") && w.message.contains("page cache")),
+        "{:?}",
+        l.warnings
+    );
+    let s = l.runbook.step("x").unwrap().1;
+    assert!(!s.disruptive);
+    // Shown and read back, the reason stays.
+    let again = parse("shown.yaml", &to_yaml(&l.runbook)).unwrap();
+    assert_eq!(again.runbook, l.runbook);
+    // Without disruptive: false, exec is disruptive.
+    let plain = step("x", "      action:\n        exec: {argv: [/bin/true]}\n");
+    assert!(parse("rb.yaml", &plain).unwrap().runbook.step("x").unwrap().1.disruptive);
+}
+
+#[test]
+fn nul_bytes_odd_times_and_tags_are_refused() {
+    let nul = step(
+        "x",
+        "      action:\n        exec: {argv: [/bin/echo, \"a\\0b\"]}\n",
+    );
+    expect_error(&nul, 12, "NUL byte");
+    for bad in ["+9:00", " 9:00", "9:00", "09:0", "+09:00"] {
+        let b = format!(
+            "{MINIMAL}  safety:\n    blackouts:\n      - days: [Mon]\n        from: \"{bad}\"\n        to: \"10:00\"\n"
+        );
+        expect_error(&b, 12, "not a time of day");
+    }
+    let tagged = MINIMAL.replace("unit: kubelet.service", "unit: !!str kubelet.service");
+    expect_error(&tagged, 8, "YAML tag");
+    let tagged = MINIMAL.replace("[KubeletUnhealthy]", "!custom [KubeletUnhealthy]");
+    expect_error(&tagged, 6, "YAML tag");
+}
+
+#[test]
+fn parser_errors_are_in_our_words() {
+    let dup = MINIMAL.replace("kind: Runbook", "kind: Runbook\nkind: Runbook");
+    expect_error(&dup, 3, "appears twice");
+    let multi = format!("{MINIMAL}---\n{MINIMAL}");
+    expect_error(&multi, 10, "more than one YAML document");
+    let neg = format!("{MINIMAL}  safety:\n    maxConcurrentDisruptions: -1\n");
+    expect_error(&neg, 10, "whole number from 0 to 4294967295");
+    for text in [dup, multi, neg] {
+        let e = parse("rb.yaml", &text).unwrap_err().to_string();
+        for leak in ["DuplicateKeyPolicy", "from_str_multiple", "invalid u32", "budget breached"] {
+            assert!(!e.contains(leak), "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_huge_report_message_is_refused() {
+    let big = "m".repeat(2000);
+    let t = step("x", &format!("      action:\n        report: {{message: {big}}}\n"));
+    expect_error(&t, 12, "report message");
+}
+
+#[test]
+fn fifos_devices_and_endless_files_do_not_hang_or_eat_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("runbook.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let e = load_file(&fifo).unwrap_err().to_string();
+    assert!(e.contains("FIFO"), "{e}");
+    let zero = dir.path().join("zero.yaml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let e = load_file(&zero).unwrap_err().to_string();
+    assert!(e.contains("character device"), "{e}");
+}

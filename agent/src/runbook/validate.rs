@@ -60,6 +60,42 @@ pub fn default_timing(p: Problem) -> Timing {
 }
 
 pub const DEFAULT_RUNTIME_UNITS: [&str; 2] = ["containerd.service", "docker.service"];
+
+/// The longest `report.message`.
+const MAX_REPORT_MESSAGE: usize = 1024;
+
+/// The shortest timeout a probe or a step may have.
+const MIN_TIMEOUT: Dur = Dur::from_secs(1);
+
+/// Container runtime units: restarting one kills every container's I/O, so it
+/// goes through `restartContainerRuntime` (disruptive: cordon, slot, gates).
+const RUNTIME_UNITS: [&str; 5] = [
+    "containerd.service",
+    "docker.service",
+    "dockerd.service",
+    "crio.service",
+    "cri-docker.service",
+];
+
+/// Time-sync daemons `restartTimeSync` may restart.
+const TIME_SYNC_UNITS: [&str; 8] = [
+    "chronyd.service",
+    "chrony.service",
+    "systemd-timesyncd.service",
+    "ntpd.service",
+    "ntp.service",
+    "ntpsec.service",
+    "openntpd.service",
+    "timesyncd.service",
+];
+
+fn is_runtime_unit(u: &str) -> bool {
+    RUNTIME_UNITS.contains(&u) || DEFAULT_RUNTIME_UNITS.contains(&u)
+}
+
+fn is_time_sync_unit(u: &str) -> bool {
+    TIME_SYNC_UNITS.contains(&u) || DEFAULT_TIME_SYNC_UNITS.contains(&u)
+}
 pub const DEFAULT_TIME_SYNC_UNITS: [&str; 5] = [
     "chronyd.service",
     "chrony.service",
@@ -204,8 +240,14 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
                 format!("{p}: interval {} is too long; at most 24h", t.interval),
             );
         }
-        if t.timeout.is_zero() {
-            cx.err(tloc, format!("{p}: timeout must be greater than 0s"));
+        if t.timeout < MIN_TIMEOUT {
+            cx.err(
+                tloc,
+                format!(
+                    "{p}: timeout {} is too short; at least {MIN_TIMEOUT} (a probe that cannot finish would read as a sick node)",
+                    t.timeout
+                ),
+            );
         } else if t.timeout > t.interval {
             cx.err(
                 tloc,
@@ -279,14 +321,11 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
         .map(|s| s.value.clone())
         .unwrap_or_else(|| "http://127.0.0.1:10248/healthz".into());
     if let Some(s) = &k.healthz_url
-        && !(s.value.starts_with("http://") || s.value.starts_with("https://"))
+        && let Err(e) = crate::probe::io::check_http_url(&s.value)
     {
         cx.err(
             at(s),
-            format!(
-                "healthzUrl {:?} must be an http:// or https:// URL",
-                s.value
-            ),
+            format!("healthzUrl {e} (the kubelet's healthz is plain HTTP on loopback, like http://127.0.0.1:10248/healthz)"),
         );
     }
     let unit = k
@@ -523,6 +562,27 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
                 );
                 true
             }
+            Some(s) if !s.value && kind == ActionKind::Exec => {
+                match &action {
+                    Action::Exec(Exec {
+                        non_disruptive_because: Some(why),
+                        ..
+                    }) => {
+                        cx.warn(
+                            at(s),
+                            format!("step {name:?}: nodewarden cannot judge what a command does; this exec runs without cordon, disruption slot, storm gate or reboot cap because the runbook says: {why}"),
+                        );
+                        false
+                    }
+                    _ => {
+                        cx.err(
+                            at(s),
+                            format!("step {name:?}: an exec step is disruptive unless the runbook says why it is not; add exec.nonDisruptiveBecause or remove disruptive: false"),
+                        );
+                        true
+                    }
+                }
+            }
             Some(s) => {
                 if !s.value && kind == ActionKind::RestartContainerRuntime {
                     cx.warn(
@@ -647,6 +707,23 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
     match &a.value {
         ActionDoc::RestartUnit(r) => {
             check_unit(cx, &r.unit);
+            let u = r.unit.value.as_str();
+            if valid_unit_name(u) && !u.ends_with(".service") {
+                cx.err(
+                    at(&r.unit),
+                    format!("step {step:?}: restartUnit restarts services only; {u:?} is not a .service unit (a target like reboot.target would act without any safety gate)"),
+                );
+            } else if is_runtime_unit(u) {
+                cx.err(
+                    at(&r.unit),
+                    format!("step {step:?}: {u:?} is the container runtime; restart it with restartContainerRuntime, which cordons and takes a disruption slot first"),
+                );
+            } else if is_time_sync_unit(u) {
+                cx.err(
+                    at(&r.unit),
+                    format!("step {step:?}: {u:?} is a time-sync daemon; restart it with restartTimeSync"),
+                );
+            }
             let timeout = opt_dur(&r.timeout, secs(120));
             positive(cx, step, &r.timeout);
             (
@@ -660,6 +737,16 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
         }
         ActionDoc::RestartContainerRuntime(r) => {
             positive(cx, step, &r.timeout);
+            if let Some(list) = &r.units {
+                for u in list.value.iter().filter(|u| valid_unit_name(u)) {
+                    if !u.ends_with(".service") {
+                        cx.err(
+                            at(list),
+                            format!("step {step:?}: {u:?} is not a .service unit; a container runtime is a service"),
+                        );
+                    }
+                }
+            }
             (
                 Action::RestartContainerRuntime(RestartRuntime {
                     units: unit_list(cx, &r.units, &DEFAULT_RUNTIME_UNITS),
@@ -672,6 +759,19 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
         }
         ActionDoc::RestartTimeSync(r) => {
             positive(cx, step, &r.timeout);
+            if let Some(list) = &r.units {
+                for u in list.value.iter().filter(|u| valid_unit_name(u)) {
+                    if !is_time_sync_unit(u) {
+                        cx.err(
+                            at(list),
+                            format!(
+                                "step {step:?}: {u:?} is not a time-sync daemon; restartTimeSync restarts only {}",
+                                TIME_SYNC_UNITS.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
             (
                 Action::RestartTimeSync(RestartTimeSync {
                     units: unit_list(cx, &r.units, &DEFAULT_TIME_SYNC_UNITS),
@@ -730,14 +830,42 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                 ),
                 Some(_) => {}
             }
+            if let Some(i) = e.argv.value.iter().position(|a| a.contains('\0')) {
+                cx.err(
+                    at(&e.argv),
+                    format!("step {step:?}: exec argv[{i}] contains a NUL byte, which no program can receive"),
+                );
+            }
+            if let Some(r) = &e.non_disruptive_because
+                && r.value.trim().is_empty()
+            {
+                cx.err(
+                    at(r),
+                    format!("step {step:?}: nonDisruptiveBecause must say why the command is harmless"),
+                );
+            }
             (
                 Action::Exec(Exec {
                     argv: e.argv.value.clone(),
                     timeout: opt_dur(&e.timeout, secs(600)),
+                    non_disruptive_because: e
+                        .non_disruptive_because
+                        .as_ref()
+                        .map(|r| r.value.clone()),
                 }),
                 true,
                 secs(300),
             )
+        }
+        ActionDoc::Report(r) if r.message.as_ref().is_some_and(|m| m.len() > MAX_REPORT_MESSAGE) => {
+            cx.err(
+                at(a),
+                format!(
+                    "step {step:?}: the report message is {} bytes; at most {MAX_REPORT_MESSAGE} (it goes into Events and the ledger)",
+                    r.message.as_ref().map(|m| m.len()).unwrap_or(0)
+                ),
+            );
+            (Action::Report(Report { message: None }), false, Dur::ZERO)
         }
         ActionDoc::Report(r) => (
             Action::Report(Report {
@@ -751,11 +879,14 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
 
 fn positive(cx: &mut Ctx, step: &str, d: &Option<S<Dur>>) {
     if let Some(s) = d
-        && s.value.is_zero()
+        && s.value < MIN_TIMEOUT
     {
         cx.err(
             at(s),
-            format!("step {step:?}: timeout must be longer than 0s"),
+            format!(
+                "step {step:?}: timeout {} is too short; at least {MIN_TIMEOUT}",
+                s.value
+            ),
         );
     }
 }
@@ -890,10 +1021,15 @@ fn safety(cx: &mut Ctx, d: SafetyDoc) -> Safety {
 }
 
 fn hhmm(cx: &mut Ctx, s: &S<String>) -> u16 {
+    // Exactly two digits each: "+9:00" or " 9:00" is not a time of day.
+    let two_digits = |x: &str| x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit());
     let parsed = s.value.split_once(':').and_then(|(h, m)| {
+        if !two_digits(h) || !two_digits(m) {
+            return None;
+        }
         let h: u16 = h.parse().ok()?;
         let m: u16 = m.parse().ok()?;
-        (h < 24 && m < 60 && s.value.len() == 5).then_some(h * 60 + m)
+        (h < 24 && m < 60).then_some(h * 60 + m)
     });
     match parsed {
         Some(v) => v,
