@@ -314,6 +314,13 @@ impl DryRun<'_> {
                     "reboot cap: {used} of {} reboots used in the last {}",
                     cap.max, cap.window
                 ));
+                if let Some(l) = &self.ledger.reboot_history_lost {
+                    g.push(format!(
+                        "reboot history lost at {}: the cap counts as spent until {}",
+                        l.at,
+                        cap.window.after(l.at)
+                    ));
+                }
             }
         }
         g

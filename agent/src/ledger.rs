@@ -4,17 +4,26 @@
 //! The data model and its transitions are pure (`Ledger` methods take `now`);
 //! `LedgerFile` persists it atomically (temp file, fsync, rename, fsync the
 //! directory) under an exclusive lock so two agents cannot run on one node.
-//! A corrupt or unreadable ledger is moved aside and a fresh one started.
+//! A corrupt or unreadable ledger is moved aside and a fresh one started, with
+//! the reboot history and the cordon ownership salvaged from it; when the
+//! reboot history cannot be salvaged, the reboot cap counts as spent for one
+//! window (`rebootHistoryLost`), so a bad ledger can never re-arm a reboot loop.
+//!
+//! Unknown fields (written by a newer version) are ignored, not fatal. What
+//! the agent writes itself is bounded: texts are cut at [`MAX_TEXT`] bytes and
+//! an episode keeps at most [`MAX_ATTEMPTS`] attempts, so the agent cannot grow
+//! its own ledger past the size it would refuse to read.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::ActionKind;
+use crate::safe_fs::{self, Follow, ReadError};
 
 pub const SCHEMA_VERSION: u32 = 1;
 pub const DEFAULT_PATH: &str = "/var/lib/nodewarden/ledger.json";
@@ -23,9 +32,17 @@ const HISTORY_KEEP: Dur = Dur::from_secs(8 * 24 * 3600);
 const HISTORY_MAX: usize = 512;
 const CLOSED_MAX: usize = 20;
 const MAX_LEDGER_BYTES: u64 = 4 * 1024 * 1024;
+/// A corrupt ledger is read this far (streaming, nothing kept but what is
+/// salvaged) to find its reboot history.
+const MAX_SALVAGE_BYTES: u64 = 256 * 1024 * 1024;
+/// The longest text (reason, detail) the agent records.
+pub const MAX_TEXT: usize = 2048;
+/// The most attempts one episode keeps. Older repeats of a step are dropped
+/// first, so the highest rung tried for each problem is always kept.
+pub const MAX_ATTEMPTS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Ledger {
     pub schema: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,6 +66,29 @@ pub struct Ledger {
     pub closed: Vec<EpisodeSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceRecord>,
+    /// A ledger was found unusable and its reboot history could not be
+    /// salvaged: the reboot cap counts as spent for one window from `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_history_lost: Option<HistoryLost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryLost {
+    pub at: Timestamp,
+    pub reason: String,
+}
+
+/// Cut `s` to at most [`MAX_TEXT`] bytes (on a character boundary), marking the cut.
+pub fn bounded(s: &str) -> String {
+    if s.len() <= MAX_TEXT {
+        return s.to_string();
+    }
+    let mut end = MAX_TEXT - 40;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &s[..end], s.len() - end)
 }
 
 impl Default for Ledger {
@@ -63,12 +103,13 @@ impl Default for Ledger {
             history: Vec::new(),
             closed: Vec::new(),
             maintenance: None,
+            reboot_history_lost: None,
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Episode {
     pub id: String,
     pub started_at: Timestamp,
@@ -84,7 +125,7 @@ pub struct Episode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Attempt {
     pub step: String,
     pub action: ActionKind,
@@ -104,17 +145,19 @@ pub enum Outcome {
     InProgress,
     Succeeded,
     Failed(String),
+    /// The agent stopped while the step ran; closed when it started again.
+    Interrupted(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Exhaustion {
     pub at: Timestamp,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HoldRecord {
     pub step: String,
     pub gate: String,
@@ -123,7 +166,7 @@ pub struct HoldRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CordonRecord {
     /// True when nodewarden set `spec.unschedulable` (and its annotation).
     pub by_us: bool,
@@ -138,14 +181,14 @@ pub struct CordonRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SlotRecord {
     pub lease: String,
     pub acquired_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RebootRecord {
     pub at: Timestamp,
     pub episode: String,
@@ -156,14 +199,14 @@ pub struct RebootRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub step: String,
     pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EpisodeSummary {
     pub id: String,
     pub started_at: Timestamp,
@@ -174,7 +217,7 @@ pub struct EpisodeSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MaintenanceRecord {
     pub since: Timestamp,
     pub by: String,
@@ -217,8 +260,9 @@ impl Ledger {
                 started_at: now,
                 finished_at: None,
                 outcome: Outcome::InProgress,
-                detail,
+                detail: detail.as_deref().map(bounded),
             });
+            cap_attempts(&mut ep.attempts);
         }
     }
 
@@ -230,10 +274,14 @@ impl Ledger {
                 .rev()
                 .find(|a| a.outcome == Outcome::InProgress)
         }) {
-            a.outcome = outcome;
+            a.outcome = match outcome {
+                Outcome::Failed(r) => Outcome::Failed(bounded(&r)),
+                Outcome::Interrupted(r) => Outcome::Interrupted(bounded(&r)),
+                o => o,
+            };
             a.finished_at = Some(now);
-            if detail.is_some() {
-                a.detail = detail;
+            if let Some(d) = detail {
+                a.detail = Some(bounded(&d));
             }
         }
     }
@@ -248,7 +296,7 @@ impl Ledger {
                 ep.hold = Some(HoldRecord {
                     step: step.to_string(),
                     gate: gate.to_string(),
-                    reason: reason.to_string(),
+                    reason: bounded(reason),
                     since: now,
                 });
             }
@@ -262,7 +310,7 @@ impl Ledger {
             ep.hold = None;
             ep.exhausted = Some(Exhaustion {
                 at: now,
-                reason: reason.to_string(),
+                reason: bounded(reason),
             });
         }
     }
@@ -275,7 +323,14 @@ impl Ledger {
                 started_at: ep.started_at,
                 ended_at: now,
                 problems: ep.problems,
-                steps: ep.attempts.iter().map(|a| a.step.clone()).collect(),
+                steps: ep
+                    .attempts
+                    .iter()
+                    .rev()
+                    .take(MAX_ATTEMPTS)
+                    .rev()
+                    .map(|a| a.step.clone())
+                    .collect(),
                 result: result.to_string(),
             });
             if self.closed.len() > CLOSED_MAX {
@@ -331,6 +386,48 @@ impl Ledger {
         self.reboots.iter().filter(|r| r.at > since).count()
     }
 
+    /// Why no reboot may start now under the cap (`max` per `window`), if so:
+    /// the cap is used up, or the reboot history was lost within the window.
+    pub fn reboot_cap_spent(&self, max: u32, window: Dur, now: Timestamp) -> Option<String> {
+        if let Some(l) = &self.reboot_history_lost
+            && l.at > window.before(now)
+        {
+            return Some(format!(
+                "the reboot history was lost at {} ({}); the reboot cap counts as spent until {}",
+                l.at,
+                l.reason,
+                window.after(l.at)
+            ));
+        }
+        let n = self.reboots_within(window, now);
+        (n >= max as usize).then(|| {
+            format!("reboot cap reached: {n} reboot(s) in the last {window} (max {max})")
+        })
+    }
+
+    /// Close attempts a stopped agent left in progress, the way the planner
+    /// already reads them: a reboot is closed by the boot-ID check and a drain
+    /// is resumed, so only the others are closed, as interrupted.
+    /// Returns how many were closed.
+    pub fn close_interrupted(&mut self, now: Timestamp) -> usize {
+        let Some(ep) = self.episode.as_mut() else {
+            return 0;
+        };
+        let mut n = 0;
+        for a in ep.attempts.iter_mut() {
+            if a.outcome == Outcome::InProgress
+                && !matches!(a.action, ActionKind::Reboot | ActionKind::Drain)
+            {
+                a.outcome = Outcome::Interrupted(
+                    "the agent stopped while this step ran; it was not seen to finish".into(),
+                );
+                a.finished_at = Some(now);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Starts of `step` within `window` before `now`.
     pub fn starts_within(&self, step: &str, window: Dur, now: Timestamp) -> Vec<Timestamp> {
         let since = window.before(now);
@@ -352,6 +449,31 @@ impl Ledger {
     }
 }
 
+/// Keep at most [`MAX_ATTEMPTS`]: drop the oldest attempts of steps that were
+/// tried again later (the ladder only needs each step's newest attempt), then,
+/// if still too many, the oldest finished ones.
+fn cap_attempts(attempts: &mut Vec<Attempt>) {
+    while attempts.len() > MAX_ATTEMPTS {
+        let repeated = attempts
+            .iter()
+            .position(|a| {
+                a.outcome != Outcome::InProgress
+                    && attempts.iter().filter(|b| b.step == a.step).count() > 1
+            })
+            .or_else(|| {
+                attempts
+                    .iter()
+                    .position(|a| a.outcome != Outcome::InProgress)
+            });
+        match repeated {
+            Some(i) => {
+                attempts.remove(i);
+            }
+            None => break,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("{path}: cannot create ledger directory: {source}")]
@@ -367,6 +489,8 @@ pub enum LedgerError {
         op: &'static str,
         source: std::io::Error,
     },
+    #[error("{path}: {reason}")]
+    Unusable { path: String, reason: String },
     #[error("cannot encode ledger: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -376,10 +500,12 @@ pub enum LedgerError {
 pub enum OpenReport {
     Loaded,
     Fresh,
-    /// The file could not be used; it was moved to `moved_to` and a fresh ledger started.
+    /// The file could not be used; it was moved to `moved_to` and a fresh
+    /// ledger started with what could be salvaged from it (`salvaged` says what).
     Quarantined {
         reason: String,
         moved_to: PathBuf,
+        salvaged: String,
     },
 }
 
@@ -387,22 +513,57 @@ pub enum OpenReport {
 /// and `dry-run`). A missing file is a fresh ledger; a corrupt one is an error
 /// string, left where it is.
 pub fn read_only(path: &Path) -> Result<Option<Ledger>, String> {
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-        Ok(m) if m.len() > MAX_LEDGER_BYTES => {
-            return Err(format!(
-                "{}: ledger is {} bytes, larger than any real ledger",
-                path.display(),
-                m.len()
-            ));
-        }
-        Ok(_) => {}
+    match read_bytes(path) {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => decode(&bytes)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) => Err(format!("{}: {e}", path.display())),
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    decode(&bytes)
-        .map(Some)
-        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// What the daemon would start from when it opens `path` at `now`: the ledger,
+/// or what it would salvage from a corrupt one (for `dry-run`). Never writes.
+pub fn read_as_daemon(path: &Path, now: Timestamp) -> (Ledger, Option<String>) {
+    match read_bytes(path) {
+        Ok(None) => (Ledger::default(), None),
+        Ok(Some(bytes)) => match decode(&bytes) {
+            Ok(l) => (l, None),
+            Err(reason) => {
+                let (l, what) = salvage(path, &reason, now);
+                (
+                    l,
+                    Some(format!(
+                        "{}: {reason}; the daemon will move it aside and keep {what}",
+                        path.display()
+                    )),
+                )
+            }
+        },
+        Err(reason) => {
+            let (l, what) = salvage(path, &reason, now);
+            (
+                l,
+                Some(format!(
+                    "{}: {reason}; the daemon will move it aside and keep {what}",
+                    path.display()
+                )),
+            )
+        }
+    }
+}
+
+/// The ledger file's bytes: `None` when it does not exist; an error for
+/// anything but a regular file of at most [`MAX_LEDGER_BYTES`].
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match safe_fs::read_file(path, MAX_LEDGER_BYTES, Follow::NoSymlinks) {
+        Ok(b) => Ok(Some(b)),
+        Err(ReadError::NotFound) => Ok(None),
+        Err(ReadError::TooLarge { limit }) => Err(format!(
+            "ledger is larger than {limit} bytes, larger than any real ledger"
+        )),
+        Err(e) => Err(format!("cannot read ledger: it {e}")),
+    }
 }
 
 fn decode(bytes: &[u8]) -> Result<Ledger, String> {
@@ -416,9 +577,101 @@ fn decode(bytes: &[u8]) -> Result<Ledger, String> {
     Ok(l)
 }
 
+/// The parts of a ledger worth saving from a file that is otherwise unusable.
+/// Every other field is skipped without being kept in memory.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Salvageable {
+    #[serde(default)]
+    reboots: Option<serde_json::Value>,
+    #[serde(default)]
+    cordon: Option<serde_json::Value>,
+    #[serde(default)]
+    slot: Option<serde_json::Value>,
+    #[serde(default)]
+    history: Option<serde_json::Value>,
+    #[serde(default)]
+    reboot_history_lost: Option<serde_json::Value>,
+}
+
+/// A fresh ledger with the reboot history, cordon ownership, slot and
+/// rate-limit history of the unusable ledger at `path`. When the reboot
+/// history cannot be read, the cap is marked spent for one window from `now`.
+/// Returns the ledger and what was kept, in words.
+fn salvage(path: &Path, why: &str, now: Timestamp) -> (Ledger, String) {
+    let mut l = Ledger::default();
+    let parsed: Result<Salvageable, String> = match safe_fs::open_regular(path, Follow::NoSymlinks)
+    {
+        Ok(f) => serde_json::from_reader(std::io::BufReader::new(
+            std::io::Read::take(f, MAX_SALVAGE_BYTES),
+        ))
+        .map_err(|e| format!("not readable JSON ({e})")),
+        Err(e) => Err(format!("it {e}")),
+    };
+    let mut kept = Vec::new();
+    let mut lost = None;
+    match parsed {
+        Err(e) => lost = Some(e),
+        Ok(s) => {
+            match s.reboots.map(serde_json::from_value::<Vec<RebootRecord>>) {
+                None => {
+                    // An empty history is not written as an absent one by any
+                    // version, but a missing key is not proof of no reboots.
+                    lost = Some("it has no reboot history".into());
+                }
+                Some(Ok(r)) => {
+                    kept.push(format!("{} reboot record(s)", r.len()));
+                    l.reboots = r;
+                }
+                Some(Err(e)) => lost = Some(format!("its reboot history is unreadable ({e})")),
+            }
+            if let Some(Ok(c)) = s.cordon.map(serde_json::from_value::<CordonRecord>) {
+                kept.push(if c.by_us && !c.handed_over {
+                    "the cordon nodewarden placed".to_string()
+                } else {
+                    "the record of a cordon nodewarden must not lift".to_string()
+                });
+                l.cordon = Some(c);
+            }
+            if let Some(Ok(sl)) = s.slot.map(serde_json::from_value::<SlotRecord>) {
+                kept.push(format!("disruption slot {}", sl.lease));
+                l.slot = Some(sl);
+            }
+            if let Some(Ok(h)) = s.history.map(serde_json::from_value::<Vec<HistoryEntry>>) {
+                kept.push("the rate-limit history".into());
+                l.history = h;
+            }
+            if let Some(Ok(h)) = s
+                .reboot_history_lost
+                .map(serde_json::from_value::<HistoryLost>)
+            {
+                l.reboot_history_lost = Some(h);
+            }
+        }
+    }
+    if let Some(e) = lost {
+        let reason = bounded(&format!(
+            "ledger {} was unusable ({why}) and {e}",
+            path.display()
+        ));
+        l.reboot_history_lost = Some(HistoryLost { at: now, reason });
+        kept.push("no reboot history: the reboot cap counts as spent for one window".into());
+    }
+    l.prune(now);
+    (l, kept.join(", "))
+}
+
 /// The ledger on disk, held open under an exclusive lock for the agent's lifetime.
+///
+/// Two locks, so that neither a path alias nor a deleted lock file lets a
+/// second agent in: the ledger's directory itself (found through the
+/// canonical path, so a symlinked ledger path leads to the same directory;
+/// a directory cannot be unlinked while it holds the ledger), and the
+/// `ledger.json.lock` file that older versions lock, opened `O_NOFOLLOW` and
+/// checked by inode after the lock is taken.
 pub struct LedgerFile {
     path: PathBuf,
+    _dir_lock: nix::fcntl::Flock<File>,
     _lock: nix::fcntl::Flock<File>,
 }
 
@@ -430,59 +683,135 @@ impl std::fmt::Debug for LedgerFile {
     }
 }
 
+/// The ledger's path with every symlink resolved: its directory's canonical
+/// path and, when the file itself is a symlink, its target's.
+fn canonical(path: &Path) -> Result<PathBuf, LedgerError> {
+    let io = |op: &'static str| {
+        let ps = path.display().to_string();
+        move |source| LedgerError::Io {
+            path: ps,
+            op,
+            source,
+        }
+    };
+    let dir = std::fs::canonicalize(safe_fs::parent_dir(path)).map_err(io("resolve directory"))?;
+    let name = path.file_name().ok_or_else(|| LedgerError::Unusable {
+        path: path.display().to_string(),
+        reason: "the ledger path names no file".into(),
+    })?;
+    let joined = dir.join(name);
+    match std::fs::symlink_metadata(&joined) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(&joined).map_err(io("resolve the symlinked ledger"))
+        }
+        _ => Ok(joined),
+    }
+}
+
+fn lock_dir(dir: &Path, ps: &str) -> Result<nix::fcntl::Flock<File>, LedgerError> {
+    let d = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(|source| LedgerError::Io {
+            path: dir.display().to_string(),
+            op: "open ledger directory",
+            source,
+        })?;
+    nix::fcntl::Flock::lock(d, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        LedgerError::Locked {
+            path: ps.to_string(),
+        }
+    })
+}
+
+fn lock_file(lock_path: &Path, ps: &str) -> Result<nix::fcntl::Flock<File>, LedgerError> {
+    use std::os::unix::fs::MetadataExt;
+    let io = |op: &'static str| {
+        let lp = lock_path.display().to_string();
+        move |source| LedgerError::Io {
+            path: lp,
+            op,
+            source,
+        }
+    };
+    // Bounded: each retry means someone replaced the file between open and lock.
+    for _ in 0..5 {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(lock_path)
+            .map_err(io("open lock file (it must not be a symlink)"))?;
+        let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| LedgerError::Locked {
+                path: ps.to_string(),
+            })?;
+        let held = lock.metadata().map_err(io("stat lock file"))?;
+        if !held.file_type().is_file() {
+            return Err(LedgerError::Unusable {
+                path: lock_path.display().to_string(),
+                reason: "the lock file is not a regular file".into(),
+            });
+        }
+        match std::fs::symlink_metadata(lock_path) {
+            Ok(m) if m.dev() == held.dev() && m.ino() == held.ino() => return Ok(lock),
+            _ => continue,
+        }
+    }
+    Err(LedgerError::Locked {
+        path: ps.to_string(),
+    })
+}
+
 impl LedgerFile {
     /// Lock and load the ledger at `path`, creating its directory. A corrupt
-    /// file is moved aside (`ledger.json.corrupt-<unix seconds>`) and reported.
+    /// file is moved aside (`ledger.json.corrupt-<unique>`), what can be
+    /// salvaged from it is kept, and it is reported.
     pub fn open(
         path: &Path,
         now: Timestamp,
     ) -> Result<(LedgerFile, Ledger, OpenReport), LedgerError> {
-        let ps = path.display().to_string();
-        let dir = parent_dir(path);
+        let dir = safe_fs::parent_dir(path);
         std::fs::create_dir_all(&dir).map_err(|source| LedgerError::Dir {
             path: dir.display().to_string(),
             source,
         })?;
-        let lock_path = lock_path(path);
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| LedgerError::Io {
-                path: lock_path.display().to_string(),
-                op: "open lock file",
-                source,
-            })?;
-        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|_| LedgerError::Locked { path: ps.clone() })?;
+        let real = canonical(path)?;
+        let ps = real.display().to_string();
+        let dir_lock = lock_dir(&safe_fs::parent_dir(&real), &ps)?;
+        let lock = lock_file(&lock_path(&real), &ps)?;
+        safe_fs::remove_stale_temps(&real);
         let file = LedgerFile {
-            path: path.to_path_buf(),
+            path: real.clone(),
+            _dir_lock: dir_lock,
             _lock: lock,
         };
-        let bytes = match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((file, Ledger::default(), OpenReport::Fresh));
-            }
-            Ok(m) if m.len() > MAX_LEDGER_BYTES => Err(format!("ledger is {} bytes", m.len())),
-            Ok(_) => std::fs::read(path).map_err(|e| format!("cannot read: {e}")),
-            Err(e) => Err(format!("cannot stat: {e}")),
+        let decoded = match read_bytes(&real) {
+            Ok(None) => return Ok((file, Ledger::default(), OpenReport::Fresh)),
+            Ok(Some(b)) => decode(&b),
+            Err(e) => Err(e),
         };
-        let decoded = bytes.and_then(|b| decode(&b));
         match decoded {
             Ok(l) => Ok((file, l, OpenReport::Loaded)),
             Err(reason) => {
+                let (salvaged, what) = salvage(&real, &reason, now);
                 let moved_to =
-                    PathBuf::from(format!("{}.corrupt-{}", path.display(), now.as_second()));
-                std::fs::rename(path, &moved_to).map_err(|source| LedgerError::Io {
-                    path: ps.clone(),
-                    op: "move corrupt ledger aside",
-                    source,
-                })?;
+                    safe_fs::move_aside(&real, "corrupt").map_err(|source| LedgerError::Io {
+                        path: ps.clone(),
+                        op: "move corrupt ledger aside",
+                        source,
+                    })?;
                 Ok((
                     file,
-                    Ledger::default(),
-                    OpenReport::Quarantined { reason, moved_to },
+                    salvaged,
+                    OpenReport::Quarantined {
+                        reason,
+                        moved_to,
+                        salvaged: what,
+                    },
                 ))
             }
         }
@@ -492,37 +821,28 @@ impl LedgerFile {
         &self.path
     }
 
-    /// Write atomically: temp file in the same directory, fsync, rename over, fsync the directory.
+    /// Write atomically: a fresh temp file in the same directory (created
+    /// exclusively, never through a symlink), fsync, rename over, fsync the
+    /// directory. A failed write removes its temp file and leaves the ledger
+    /// as it was. A ledger larger than the agent would read back is refused.
     pub fn save(&self, ledger: &Ledger) -> Result<(), LedgerError> {
-        let json = serde_json::to_vec_pretty(ledger)?;
+        let mut json = serde_json::to_vec_pretty(ledger)?;
+        json.push(b'\n');
         let ps = self.path.display().to_string();
-        let io = |op: &'static str| {
-            let ps = ps.clone();
-            move |source| LedgerError::Io {
+        if json.len() as u64 > MAX_LEDGER_BYTES {
+            return Err(LedgerError::Unusable {
                 path: ps,
-                op,
-                source,
-            }
-        };
-        let tmp = PathBuf::from(format!("{}.tmp", self.path.display()));
-        {
-            let mut f = File::create(&tmp).map_err(io("create temp file"))?;
-            f.write_all(&json).map_err(io("write temp file"))?;
-            f.write_all(b"\n").map_err(io("write temp file"))?;
-            f.sync_all().map_err(io("fsync temp file"))?;
+                reason: format!(
+                    "the ledger would be {} bytes, more than the {MAX_LEDGER_BYTES} it may be; not written",
+                    json.len()
+                ),
+            });
         }
-        std::fs::rename(&tmp, &self.path).map_err(io("rename temp file over ledger"))?;
-        File::open(parent_dir(&self.path))
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync ledger directory"))?;
-        Ok(())
-    }
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+        safe_fs::write_atomic(&self.path, &json).map_err(|e| LedgerError::Io {
+            path: ps,
+            op: e.op,
+            source: e.source,
+        })
     }
 }
 
@@ -578,9 +898,14 @@ mod tests {
         for junk in [&b"{not json"[..], b"", b"{\"schema\": 99}", b"\xff\xfe"] {
             std::fs::write(&p, junk).unwrap();
             let (_f, l, rep) = LedgerFile::open(&p, t(5)).unwrap();
-            assert_eq!(l, Ledger::default());
+            // Nothing could be salvaged: the reboot cap is spent for a window.
+            assert!(l.reboot_history_lost.is_some(), "{l:?}");
+            assert!(l.reboot_cap_spent(1, Dur::from_secs(3600), t(5)).is_some());
+            assert!(l.reboot_cap_spent(1, Dur::from_secs(3600), t(3606)).is_none());
             match rep {
-                OpenReport::Quarantined { moved_to, reason } => {
+                OpenReport::Quarantined {
+                    moved_to, reason, ..
+                } => {
                     assert_eq!(std::fs::read(&moved_to).unwrap(), junk);
                     assert!(!reason.is_empty());
                     std::fs::remove_file(moved_to).unwrap();
@@ -589,6 +914,168 @@ mod tests {
             }
             assert!(!p.exists());
         }
+    }
+
+    fn with_one_reboot() -> Ledger {
+        let mut l = Ledger::default();
+        l.ensure_episode(&[Problem::KubeletUnhealthy].into(), t(0));
+        l.cordon = Some(CordonRecord {
+            by_us: true,
+            was_cordoned_before: false,
+            at: t(1),
+            reason: "nodewarden step".into(),
+            handed_over: false,
+        });
+        l.begin_attempt("reboot", ActionKind::Reboot, t(2), None);
+        l.record_reboot("boot-a", t(2));
+        l
+    }
+
+    const WINDOW: Dur = Dur::from_secs(6 * 3600);
+
+    #[test]
+    fn unknown_fields_from_a_newer_version_are_tolerated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.json");
+        let mut v = serde_json::to_value(with_one_reboot()).unwrap();
+        v["drainedPods"] = serde_json::json!([{"name": "x"}]);
+        v["reboots"][0]["newField"] = serde_json::json!(true);
+        v["episode"]["attempts"][0]["extra"] = serde_json::json!("y");
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        let (_f, l, rep) = LedgerFile::open(&p, t(10)).unwrap();
+        assert_eq!(rep, OpenReport::Loaded);
+        assert_eq!(l, with_one_reboot());
+    }
+
+    #[test]
+    fn an_oversized_ledger_keeps_its_reboots_and_cordon() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.json");
+        let mut v = serde_json::to_value(with_one_reboot()).unwrap();
+        v["episode"]["attempts"][0]["detail"] = serde_json::json!("x".repeat(5 << 20));
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        let (_f, l, rep) = LedgerFile::open(&p, t(10)).unwrap();
+        assert!(matches!(rep, OpenReport::Quarantined { .. }), "{rep:?}");
+        assert_eq!(l.reboots, with_one_reboot().reboots);
+        assert_eq!(l.cordon, with_one_reboot().cordon);
+        assert!(l.reboot_history_lost.is_none());
+        assert_eq!(l.reboots_within(WINDOW, t(10)), 1);
+    }
+
+    /// A write cut off at any byte (a filesystem that does not honour the
+    /// rename's atomicity, a truncated copy): the reboot cap never re-arms.
+    #[test]
+    fn the_reboot_count_never_goes_down_across_a_quarantine_at_any_kill_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.json");
+        let full = serde_json::to_vec_pretty(&with_one_reboot()).unwrap();
+        for cut in 0..=full.len() {
+            std::fs::write(&p, &full[..cut]).unwrap();
+            let (f, l, rep) = LedgerFile::open(&p, t(100)).unwrap();
+            assert!(
+                l.reboot_cap_spent(1, WINDOW, t(100)).is_some(),
+                "cut at {cut}: {rep:?} {l:?}"
+            );
+            if let OpenReport::Quarantined { moved_to, .. } = rep {
+                std::fs::remove_file(moved_to).unwrap();
+            }
+            drop(f);
+        }
+    }
+
+    #[test]
+    fn a_symlinked_ledger_path_meets_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("real");
+        std::fs::create_dir(&real_dir).unwrap();
+        let p = real_dir.join("ledger.json");
+        let (first, l, _) = LedgerFile::open(&p, t(0)).unwrap();
+        first.save(&l).unwrap();
+        // A symlink to the file, and a symlinked directory.
+        let link = dir.path().join("alias.json");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        let err = LedgerFile::open(&link, t(0)).unwrap_err();
+        assert!(matches!(err, LedgerError::Locked { .. }), "{err}");
+        let dlink = dir.path().join("dirlink");
+        std::os::unix::fs::symlink(&real_dir, &dlink).unwrap();
+        let err = LedgerFile::open(&dlink.join("ledger.json"), t(0)).unwrap_err();
+        assert!(matches!(err, LedgerError::Locked { .. }), "{err}");
+        // A removed lock file does not let a second agent in either.
+        std::fs::remove_file(real_dir.join("ledger.json.lock")).unwrap();
+        let err = LedgerFile::open(&p, t(0)).unwrap_err();
+        assert!(matches!(err, LedgerError::Locked { .. }), "{err}");
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn a_planted_temp_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("ledger.json.tmp")).unwrap();
+        let (f, l, _) = LedgerFile::open(&p, t(0)).unwrap();
+        f.save(&l).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(read_only(&p).unwrap(), Some(l));
+    }
+
+    #[test]
+    fn corrupt_ledgers_within_one_second_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.json");
+        let mut moved = Vec::new();
+        for i in 0..3 {
+            std::fs::write(&p, format!("junk {i}")).unwrap();
+            let (_f, _, rep) = LedgerFile::open(&p, t(0)).unwrap();
+            match rep {
+                OpenReport::Quarantined { moved_to, .. } => moved.push(moved_to),
+                other => panic!("{other:?}"),
+            }
+        }
+        for (i, m) in moved.iter().enumerate() {
+            assert_eq!(std::fs::read_to_string(m).unwrap(), format!("junk {i}"));
+        }
+    }
+
+    #[test]
+    fn the_agent_cannot_grow_its_own_ledger_past_what_it_reads() {
+        let mut l = Ledger::default();
+        l.ensure_episode(&[Problem::KubeletUnhealthy].into(), t(0));
+        let big = "m".repeat(110 * 1024);
+        for i in 0..1000 {
+            l.begin_attempt("report", ActionKind::Report, t(i), None);
+            l.finish_attempt(Outcome::Succeeded, Some(big.clone()), t(i));
+            l.set_hold("x", "Gate", &big, t(i));
+        }
+        let ep = l.episode.as_ref().unwrap();
+        assert!(ep.attempts.len() <= MAX_ATTEMPTS);
+        let bytes = serde_json::to_vec_pretty(&l).unwrap();
+        assert!(bytes.len() < 512 * 1024, "{}", bytes.len());
+        assert!(decode(&bytes).is_ok());
+    }
+
+    #[test]
+    fn a_fifo_or_device_ledger_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.json");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(read_only(&p).unwrap_err().contains("FIFO"));
+        let (_f, l, rep) = LedgerFile::open(&p, t(0)).unwrap();
+        assert!(matches!(rep, OpenReport::Quarantined { .. }), "{rep:?}");
+        assert!(l.reboot_history_lost.is_some());
+    }
+
+    #[test]
+    fn interrupted_steps_are_closed_but_reboots_and_drains_are_not() {
+        let mut l = Ledger::default();
+        l.ensure_episode(&[Problem::KubeletUnhealthy].into(), t(0));
+        l.begin_attempt("x", ActionKind::Exec, t(1), None);
+        l.begin_attempt("d", ActionKind::Drain, t(2), None);
+        assert_eq!(l.close_interrupted(t(3)), 1);
+        let a = &l.episode.as_ref().unwrap().attempts;
+        assert!(matches!(a[0].outcome, Outcome::Interrupted(_)));
+        assert_eq!(a[1].outcome, Outcome::InProgress);
     }
 
     #[test]

@@ -20,4 +20,6 @@ pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod runbook;
+pub mod safe_fs;
+pub mod text;
 pub mod view;

@@ -318,6 +318,11 @@ pub fn plan(i: &Inputs) -> Decision {
             },
             Outcome::Succeeded => Some(last.finished_at.unwrap_or(last.started_at)),
             Outcome::Failed(_) => None,
+            // Closed at start-up, read as the in-progress attempt was.
+            Outcome::Interrupted(_) => match last.action {
+                ActionKind::Exec => None,
+                _ => Some(last.started_at),
+            },
         };
         if let Some(from) = verify_from {
             let until = step.verify.after(from);
@@ -527,15 +532,11 @@ fn gate_and_act(
     }
     // The reboot cap is final for the episode, so it is checked before any gate.
     if step.action.kind() == ActionKind::Reboot && !resume {
-        let n = i.ledger.reboots_within(safety.reboots.window, now);
-        if n >= safety.reboots.max as usize {
-            return exhausted(
-                i,
-                format!(
-                    "reboot cap reached: {n} reboot(s) in the last {} (max {}); step {:?} will not run",
-                    safety.reboots.window, safety.reboots.max, step.name
-                ),
-            );
+        if let Some(why) =
+            i.ledger
+                .reboot_cap_spent(safety.reboots.max, safety.reboots.window, now)
+        {
+            return exhausted(i, format!("{why}; step {:?} will not run", step.name));
         }
     }
 

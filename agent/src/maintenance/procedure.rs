@@ -185,15 +185,13 @@ impl StateFile {
 
     /// `Ok(None)`: no maintenance in force.
     pub fn load(&self) -> Result<Option<InForce>, MaintError> {
-        match std::fs::metadata(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.err(e.to_string())),
-            Ok(m) if m.len() > MAX_STATE_BYTES => {
-                return Err(self.err(format!("{} bytes is too large", m.len())));
-            }
-            Ok(_) => {}
-        }
-        let bytes = std::fs::read(&self.path).map_err(|e| self.err(e.to_string()))?;
+        use crate::safe_fs::{self, Follow, ReadError};
+        // A regular file only (a FIFO must not hang the daemon's tick), bounded.
+        let bytes = match safe_fs::read_file(&self.path, MAX_STATE_BYTES, Follow::NoSymlinks) {
+            Ok(b) => b,
+            Err(ReadError::NotFound) => return Ok(None),
+            Err(e) => return Err(self.err(format!("it {e}"))),
+        };
         let s: InForce = serde_json::from_slice(&bytes).map_err(|e| self.err(e.to_string()))?;
         if s.schema != SCHEMA {
             return Err(self.err(format!("schema {} is not supported", s.schema)));
@@ -202,7 +200,6 @@ impl StateFile {
     }
 
     pub fn save(&self, s: &InForce) -> Result<(), MaintError> {
-        use std::io::Write;
         let werr = |source| MaintError::StateWrite {
             path: self.path.display().to_string(),
             source,
@@ -213,18 +210,8 @@ impl StateFile {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(werr)?;
-        let tmp = self.path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(s).map_err(|e| werr(std::io::Error::other(e)))?;
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(werr)?;
-            f.write_all(&json).map_err(werr)?;
-            f.sync_all().map_err(werr)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(werr)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::safe_fs::write_atomic(&self.path, &json).map_err(|e| werr(e.source))
     }
 
     pub fn remove(&self) -> Result<(), MaintError> {
