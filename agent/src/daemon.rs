@@ -35,6 +35,9 @@ pub struct Agent<A, C, L> {
     clock: C,
     store: L,
     last: Option<String>,
+    /// The last ledger write failed with this error: the in-memory ledger is
+    /// ahead of the file, and nothing is planned or done until a write succeeds.
+    unsaved: Option<String>,
 }
 
 impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
@@ -51,6 +54,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
     ) -> Result<Self, LedgerWriteError> {
         let now = clock.now();
         let mut health = Health::new();
+        let mut changed = false;
         if let Some(boot) = boot_id
             && ledger.reconcile_boot(boot, now)
         {
@@ -58,8 +62,25 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
                 boot_id = boot,
                 "reboot confirmed: the node came back with a new boot ID"
             );
-            store.save(&ledger).map_err(LedgerWriteError)?;
+            changed = true;
         }
+        let closed = ledger.close_interrupted(now);
+        if closed > 0 {
+            tracing::warn!(
+                steps = closed,
+                "{closed} step(s) were cut off when the agent last stopped; closed as interrupted"
+            );
+            changed = true;
+        }
+        // A failed write here is not fatal: the agent runs and holds every step
+        // until the ledger can be written (a full disk must not crash-loop it).
+        let unsaved = if changed {
+            store.save(&ledger).err().inspect(|e| {
+                tracing::error!(error = %e, "cannot write the ledger; every step is held until it can: {e}");
+            })
+        } else {
+            None
+        };
         if let Some(ep) = &ledger.episode {
             tracing::info!(
                 episode = %ep.id,
@@ -77,7 +98,37 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             clock,
             store,
             last: None,
+            unsaved,
         })
+    }
+
+    /// Why the ledger cannot be written, while it cannot.
+    pub fn ledger_write_error(&self) -> Option<&str> {
+        self.unsaved.as_deref()
+    }
+
+    /// Write the ledger if the last write failed. On failure nothing may be
+    /// planned or done: a step must be recorded before it starts.
+    fn flush(&mut self) -> Result<(), LedgerWriteError> {
+        if self.unsaved.is_some() {
+            match self.store.save(&self.ledger) {
+                Ok(()) => {
+                    tracing::info!("the ledger can be written again; steps resume");
+                    self.unsaved = None;
+                    self.last = None;
+                }
+                Err(e) => {
+                    self.unsaved = Some(e.clone());
+                    return Err(LedgerWriteError(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn failed_write(&mut self, e: LedgerWriteError) -> LedgerWriteError {
+        self.unsaved = Some(e.0.clone());
+        e
     }
 
     pub fn runbook(&self) -> &Loaded {
@@ -159,8 +210,10 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             None => tracing::info!("maintenance ended; automatic remediation resumes"),
         }
         self.ledger.maintenance = m;
-        self.store.save(&self.ledger).map_err(LedgerWriteError)?;
         self.last = None;
+        self.store
+            .save(&self.ledger)
+            .map_err(|e| self.failed_write(LedgerWriteError(e)))?;
         Ok(())
     }
 
@@ -170,6 +223,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
         cluster: &ClusterView,
         facts: &NodeFacts,
     ) -> Result<Tick, LedgerWriteError> {
+        self.flush()?;
         let now = self.clock.now();
         let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
         let decision = plan(&Inputs {
@@ -195,7 +249,8 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             &self.store,
             &self.clock,
         )
-        .await?;
+        .await
+        .map_err(|e| self.failed_write(e))?;
         for d in &executed.done {
             tracing::info!(decision = decision.name(), done = %d, "carried out: {d}");
         }

@@ -36,6 +36,9 @@ pub trait Views {
     fn published(&self, _tick: &Tick, _ledger: &Ledger, _runbook: &Runbook) {}
     /// Called after a reload was accepted (to re-time the probes).
     fn reloaded(&self, _runbook: &Runbook) {}
+    /// Called every round with the ledger write error while the ledger cannot
+    /// be written (`None` once it can): condition, metric.
+    fn ledger_unwritable(&self, _error: Option<&str>) {}
     /// Planned maintenance in force on this node (`nodewarden maintenance start`).
     fn maintenance(&self) -> Option<MaintenanceRecord> {
         None
@@ -134,6 +137,31 @@ pub struct LoopConfig {
     pub runbook_path: Option<PathBuf>,
 }
 
+/// The ledger cannot be written: say so (log, status, the view's condition and
+/// metric) and try again after a backoff that doubles from 1 s to 1 min. The
+/// agent keeps running; it plans and acts again once a write succeeds.
+fn unwritable<V: Views>(
+    views: &V,
+    notifier: &Notifier,
+    e: &LedgerWriteError,
+    backoff: &mut Option<Duration>,
+    next: &mut Instant,
+) {
+    let wait = match *backoff {
+        None => Duration::from_secs(1),
+        Some(d) => (d * 2).min(Duration::from_secs(60)),
+    };
+    *backoff = Some(wait);
+    tracing::error!(
+        error = %e,
+        retry_in_ms = wait.as_millis() as u64,
+        "{e}; every step is held until the ledger can be written (retry in {wait:?})"
+    );
+    views.ledger_unwritable(Some(&e.0));
+    let _ = notifier.status(&format!("holding every step: {e}"));
+    *next = Instant::now() + wait;
+}
+
 /// Run until `Stop` (or the control channel closes). Returns how it ended.
 pub async fn run_loop<A, C, L, V>(
     agent: &mut Agent<A, C, L>,
@@ -152,6 +180,7 @@ where
 {
     let mut next = Instant::now();
     let mut obs_open = true;
+    let mut backoff: Option<Duration> = None;
     loop {
         liveness.alive_for(cfg.tick_every * 3);
         tokio::select! {
@@ -182,6 +211,10 @@ where
             },
             _ = tokio::time::sleep_until(next) => {}
         }
+        // While the ledger cannot be written, observations do not shorten the backoff.
+        if backoff.is_some() && Instant::now() < next {
+            continue;
+        }
         // The longest step may take this long; the watchdog must not fire meanwhile.
         let longest = agent
             .runbook()
@@ -193,7 +226,10 @@ where
             .max()
             .unwrap_or_default();
         liveness.alive_for(longest + Duration::from_secs(60));
-        agent.set_maintenance(views.maintenance())?;
+        if let Err(e) = agent.set_maintenance(views.maintenance()) {
+            unwritable(views, notifier, &e, &mut backoff, &mut next);
+            continue;
+        }
         let cluster = views.cluster();
         let facts = views.facts(&agent.runbook().runbook).await;
         let tick = tokio::select! {
@@ -213,8 +249,18 @@ where
                     break;
                 }
             },
-            t = agent.tick(&cluster, &facts) => t?,
+            t = agent.tick(&cluster, &facts) => match t {
+                Ok(t) => t,
+                Err(e) => {
+                    unwritable(views, notifier, &e, &mut backoff, &mut next);
+                    continue;
+                }
+            },
         };
+        if backoff.is_some() {
+            backoff = None;
+            views.ledger_unwritable(None);
+        }
         views.published(&tick, agent.ledger(), &agent.runbook().runbook);
         let _ = notifier.status(&tick.decision.to_string());
         let wait = match tick.decision.next_change() {

@@ -33,7 +33,7 @@ use crate::act::drain::Drainer;
 use crate::act::guard::{
     FLEET_SHARED_MAX_AGE, FleetCounter, Renewal, SlotConfig, Slots, fleet_lease, shared_fleet,
 };
-use crate::act::kube::{Kube, KubeOptions, Watched, jitter, watch_one};
+use crate::act::kube::{Kube, KubeError, KubeOptions, Watched, jitter, watch_one};
 use crate::act::node::{
     COND_EXHAUSTED, COND_REMEDIATING, CordonOutcome, DesiredCondition, NodeClient, NodeConditions,
     NodeSnapshot, problem_condition,
@@ -99,6 +99,9 @@ pub enum ServeError {
     LedgerWrite(#[from] LedgerWriteError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// A setting that can never work (a bad node name, an API URL without a scheme).
+    #[error("{0}")]
+    Config(String),
 }
 
 // ----- the Kubernetes side of the actuators ----------------------------------
@@ -449,6 +452,7 @@ impl Views for Wired {
                     Outcome::InProgress => continue,
                     Outcome::Succeeded => "succeeded",
                     Outcome::Failed(_) => "failed",
+                    Outcome::Interrupted(_) => "interrupted",
                 };
                 if counted.insert((ep.id.clone(), i)) {
                     m.step(a.action.as_str(), result);
@@ -470,6 +474,26 @@ impl Views for Wired {
 
     fn maintenance(&self) -> Option<MaintenanceRecord> {
         procedure::daemon_view(&self.maintenance)
+    }
+
+    fn ledger_unwritable(&self, error: Option<&str>) {
+        self.metrics.set_ledger_write_failing(error.is_some());
+        // The next published tick rewrites the conditions; until then the
+        // Remediating condition says why nothing moves.
+        if let (Some(e), Some(tx)) = (error, &self.conditions_tx) {
+            let message = format!("every step is held: {e}");
+            tx.send_if_modified(|cur| {
+                let mut changed = false;
+                for c in cur.iter_mut().filter(|c| c.type_ == COND_REMEDIATING) {
+                    if c.reason != "LedgerUnwritable" || c.message != message {
+                        c.reason = "LedgerUnwritable".into();
+                        c.message = message.clone();
+                        changed = true;
+                    }
+                }
+                changed
+            });
+        }
     }
 
     fn reloaded(&self, runbook: &Runbook) {
@@ -746,11 +770,20 @@ fn watch_runbook(
     to: mpsc::Sender<Control>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // A regular file only, bounded, on the blocking pool: a FIFO or a
+        // device in its place is refused at once instead of pinning a thread.
         let read = |p: PathBuf| async move {
-            tokio::time::timeout(Duration::from_secs(5), tokio::fs::read(p))
-                .await
+            tokio::task::spawn_blocking(move || {
+                crate::safe_fs::read_file(
+                    &p,
+                    crate::runbook::MAX_RUNBOOK_BYTES,
+                    crate::safe_fs::Follow::Symlinks,
+                )
                 .ok()
-                .and_then(Result::ok)
+            })
+            .await
+            .ok()
+            .flatten()
         };
         let mut last = read(path.clone()).await;
         loop {
@@ -808,6 +841,7 @@ pub struct Parts {
 
 /// `serve` with the given parts.
 pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError> {
+    crate::model::check_node_name(&cfg.node_name).map_err(ServeError::Config)?;
     let clock = SystemClock;
     let rb = cfg.runbook.runbook.clone();
     for w in &cfg.runbook.warnings {
@@ -821,17 +855,22 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
         OpenReport::Fresh => {
             tracing::info!(ledger = %cfg.ledger_path.display(), "no ledger yet; starting fresh")
         }
-        OpenReport::Quarantined { reason, moved_to } => {
+        OpenReport::Quarantined {
+            reason,
+            moved_to,
+            salvaged,
+        } => {
             tracing::error!(
                 ledger = %cfg.ledger_path.display(),
                 moved_to = %moved_to.display(),
                 reason = %reason,
-                "the ledger was unusable; moved aside, starting fresh"
+                salvaged = %salvaged,
+                "the ledger was unusable; moved aside, starting over with {salvaged}"
             );
             startup_reports.push(Report::warning(
                 "LedgerQuarantined",
                 format!(
-                    "ledger unusable ({reason}); moved to {}",
+                    "ledger unusable ({reason}); moved to {}; kept {salvaged}",
                     moved_to.display()
                 ),
             ));
@@ -851,6 +890,7 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
         }
         ApiConfig::Kube(opts) => match Kube::connect(opts).await {
             Ok(k) => Some(k),
+            Err(KubeError::BadServerUrl(e)) => return Err(ServeError::Config(e)),
             Err(e) => {
                 tracing::error!(error = %e, "no Kubernetes API client ({e}); node-local only, every step that needs the API is held");
                 None

@@ -13,6 +13,7 @@
 //! | `nodewarden_episode_phase` | gauge 0/1 (one per phase) | `phase` |
 //! | `nodewarden_hold_gate` | gauge 0/1 (one per gate) | `gate` |
 //! | `nodewarden_slot_held` | gauge 0/1 | |
+//! | `nodewarden_ledger_write_failing` | gauge 0/1 | |
 //! | `nodewarden_last_decision` | gauge 1 | `decision` |
 //! | `nodewarden_last_decision_timestamp_seconds` | gauge | |
 
@@ -64,6 +65,7 @@ struct State {
     phase: Option<String>,
     hold_gate: Option<String>,
     slot_held: bool,
+    ledger_write_failing: bool,
     last_decision: Option<(String, Timestamp)>,
 }
 
@@ -144,6 +146,11 @@ impl Metrics {
     /// The gate holding the ladder now (`StormGate`, …), or none.
     pub fn set_hold_gate(&self, gate: Option<&str>) {
         self.state().hold_gate = gate.map(str::to_string);
+    }
+
+    /// The ledger cannot be written (full disk, read-only filesystem): every step is held.
+    pub fn set_ledger_write_failing(&self, failing: bool) {
+        self.state().ledger_write_failing = failing;
     }
 
     pub fn set_slot_held(&self, held: bool) {
@@ -251,6 +258,16 @@ impl Metrics {
         );
         let _ = writeln!(o, "# TYPE nodewarden_slot_held gauge");
         let _ = writeln!(o, "nodewarden_slot_held {}", u8::from(s.slot_held));
+        let _ = writeln!(
+            o,
+            "# HELP nodewarden_ledger_write_failing Whether the ledger cannot be written; every step is held until it can."
+        );
+        let _ = writeln!(o, "# TYPE nodewarden_ledger_write_failing gauge");
+        let _ = writeln!(
+            o,
+            "nodewarden_ledger_write_failing {}",
+            u8::from(s.ledger_write_failing)
+        );
         if let Some((d, at)) = &s.last_decision {
             let _ = writeln!(
                 o,
