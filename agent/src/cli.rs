@@ -263,15 +263,8 @@ fn validate(args: &Args, file: Option<&Path>) -> Result<ExitCode> {
 }
 
 /// Read the ledger without writing. A corrupt one is reported and ignored.
-fn read_ledger(path: &Path) -> (Ledger, Option<String>) {
-    match ledger::read_only(path) {
-        Ok(Some(l)) => (l, None),
-        Ok(None) => (Ledger::default(), None),
-        Err(e) => (
-            Ledger::default(),
-            Some(format!("{e} (ignored; the daemon will move it aside)")),
-        ),
-    }
+fn read_ledger(path: &Path, now: Timestamp) -> (Ledger, Option<String>) {
+    ledger::read_as_daemon(path, now)
 }
 
 fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
@@ -297,7 +290,7 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
             d.cluster_nodes
         );
     }
-    let (ledger, ledger_note) = read_ledger(&cfg.ledger_path);
+    let (ledger, ledger_note) = read_ledger(&cfg.ledger_path, now);
     let mut cluster = ClusterView::calm(d.cluster_nodes);
     cluster.fleet = Some(FleetView {
         other_nodes: d.cluster_nodes,
@@ -420,7 +413,14 @@ fn check(args: &Args) -> Result<ExitCode> {
             "observations": obs,
             "nodeFacts": facts,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        if cfg.output == Output::Yaml {
+            print!(
+                "{}",
+                serde_saphyr::to_string(&v).context("cannot render the result as YAML")?
+            );
+        } else {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
     } else {
         println!("runbook: {}", cfg.runbook);
         println!("{:<30} {:<8} {:>8}  SUMMARY", "PROBLEM", "VERDICT", "TOOK");
@@ -431,10 +431,14 @@ fn check(args: &Args) -> Result<ExitCode> {
                 o.problem.as_str(),
                 verdict.as_str().unwrap_or("?"),
                 o.took.to_string(),
-                o.summary
+                nodewarden::text::printable(&o.summary)
             );
             for (k, v) in &o.evidence {
-                println!("{:<30}   {k}: {v}", "");
+                println!(
+                    "{:<30}   {k}: {}",
+                    "",
+                    nodewarden::text::printable(v)
+                );
             }
         }
         let skipped: Vec<&str> = nodewarden::model::Problem::ALL
@@ -488,6 +492,7 @@ fn status(args: &Args) -> Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
+    let p = |s: &str| nodewarden::text::printable(s).into_owned();
     println!("ledger: {}", cfg.ledger_path.display());
     if let Some(n) = note {
         println!("note: {n}");
@@ -497,7 +502,7 @@ fn status(args: &Args) -> Result<ExitCode> {
         Some(ep) => {
             println!(
                 "episode: {} since {} ({} ago) for {}",
-                ep.id,
+                p(&ep.id),
                 ep.started_at,
                 Dur::between(ep.started_at, now),
                 ep.problems
@@ -509,24 +514,27 @@ fn status(args: &Args) -> Result<ExitCode> {
             for a in &ep.attempts {
                 println!(
                     "  step {:<28} {:<24} started {} → {:?}{}",
-                    a.step,
+                    p(&a.step),
                     a.action,
                     a.started_at,
                     a.outcome,
                     a.detail
                         .as_deref()
-                        .map(|d| format!(" ({d})"))
+                        .map(|d| format!(" ({})", p(d)))
                         .unwrap_or_default()
                 );
             }
             if let Some(h) = &ep.hold {
                 println!(
                     "  held: step {:?} by {} since {}: {}",
-                    h.step, h.gate, h.since, h.reason
+                    p(&h.step),
+                    p(&h.gate),
+                    h.since,
+                    p(&h.reason)
                 );
             }
             if let Some(x) = &ep.exhausted {
-                println!("  EXHAUSTED at {}: {}", x.at, x.reason);
+                println!("  EXHAUSTED at {}: {}", x.at, p(&x.reason));
             }
         }
     }
@@ -534,17 +542,25 @@ fn status(args: &Args) -> Result<ExitCode> {
         None => println!("cordon: none recorded"),
         Some(c) if c.handed_over => println!(
             "cordon: handed over to a human at exhaustion ({})",
-            c.reason
+            p(&c.reason)
         ),
-        Some(c) if c.by_us => println!("cordon: placed by nodewarden at {} ({})", c.at, c.reason),
+        Some(c) if c.by_us => println!(
+            "cordon: placed by nodewarden at {} ({})",
+            c.at,
+            p(&c.reason)
+        ),
         Some(c) => println!(
             "cordon: placed by someone else; nodewarden will never lift it ({})",
-            c.reason
+            p(&c.reason)
         ),
     }
     match &ledger.slot {
         None => println!("disruption slot: none held"),
-        Some(s) => println!("disruption slot: {} held since {}", s.lease, s.acquired_at),
+        Some(s) => println!(
+            "disruption slot: {} held since {}",
+            p(&s.lease),
+            s.acquired_at
+        ),
     }
     let cap = cfg.runbook.runbook.spec.safety.reboots;
     println!(
@@ -553,14 +569,24 @@ fn status(args: &Args) -> Result<ExitCode> {
         cap.max,
         cap.window
     );
+    if let Some(why) = ledger.reboot_cap_spent(cap.max, cap.window, now)
+        && ledger.reboot_history_lost.is_some()
+    {
+        println!("reboot cap: spent: {}", p(&why));
+    }
     match &ledger.maintenance {
         None => println!("maintenance: none"),
-        Some(m) => println!("maintenance: by {} since {}: {}", m.by, m.since, m.reason),
+        Some(m) => println!(
+            "maintenance: by {} since {}: {}",
+            p(&m.by),
+            m.since,
+            p(&m.reason)
+        ),
     }
     for c in ledger.closed.iter().rev().take(5) {
         println!(
             "closed: {} {} → {} for {} [{}]: {}",
-            c.id,
+            p(&c.id),
             c.started_at,
             c.ended_at,
             c.problems
@@ -568,8 +594,8 @@ fn status(args: &Args) -> Result<ExitCode> {
                 .map(|p| p.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            c.steps.join(" → "),
-            c.result
+            p(&c.steps.join(" → ")),
+            p(&c.result)
         );
     }
     Ok(if open {
@@ -656,15 +682,27 @@ fn run_daemon(args: &Args, r: &RunArgs) -> Result<ExitCode> {
 }
 
 impl ApiArgs {
+    /// The node name from --node-name, `NODE_NAME` or the host name, checked
+    /// as a DNS-1123 subdomain before it goes into any API path.
     pub(crate) fn node_name(&self) -> Result<String> {
         match &self.node_name {
-            Some(n) if !n.trim().is_empty() => Ok(n.trim().to_string()),
+            Some(n) if !n.trim().is_empty() => {
+                let n = n.trim();
+                nodewarden::model::check_node_name(n)
+                    .map_err(|e| anyhow::anyhow!("--node-name (or NODE_NAME): {e}"))?;
+                Ok(n.to_string())
+            }
             Some(_) => bail!("--node-name is empty"),
-            None => Ok(nix::unistd::gethostname()
-                .context("cannot read the host name; pass --node-name")?
-                .to_string_lossy()
-                .trim()
-                .to_lowercase()),
+            None => {
+                let h = nix::unistd::gethostname()
+                    .context("cannot read the host name; pass --node-name")?
+                    .to_string_lossy()
+                    .trim()
+                    .to_lowercase();
+                nodewarden::model::check_node_name(&h)
+                    .map_err(|e| anyhow::anyhow!("host name: {e}; pass --node-name"))?;
+                Ok(h)
+            }
         }
     }
 
@@ -673,6 +711,8 @@ impl ApiArgs {
         let call_timeout =
             duration_flag("api-timeout", &self.api_timeout, Duration::from_millis(100))?;
         let source = if let Some(u) = &self.api_url {
+            nodewarden::act::kube::check_server_url(u)
+                .map_err(|e| anyhow::anyhow!("--api-url: {e}"))?;
             Source::Url(u.clone())
         } else if self.in_cluster {
             Source::InCluster

@@ -70,6 +70,10 @@ pub enum KubeError {
     /// The client could not be configured (no kubeconfig, bad URL, unreadable token).
     #[error("Kubernetes client configuration: {0}")]
     Config(String),
+    /// The API server URL (flag or kubeconfig `server:`) is not one a client
+    /// can call. A misconfiguration that never heals: start-up stops on it.
+    #[error("{0}")]
+    BadServerUrl(String),
     /// The call did not finish within its deadline (a hung API server or network).
     #[error("{what}: no answer from the API server within {after:?}")]
     Timeout { what: String, after: Duration },
@@ -150,7 +154,7 @@ impl KubeError {
         match self {
             KubeError::Timeout { .. } | KubeError::Unreachable { .. } => true,
             KubeError::Api { code, .. } => matches!(code, 409 | 429 | 500..=599),
-            KubeError::Config(_) | KubeError::Decode { .. } => false,
+            KubeError::Config(_) | KubeError::BadServerUrl(_) | KubeError::Decode { .. } => false,
         }
     }
 
@@ -205,6 +209,23 @@ impl fmt::Debug for Kube {
     }
 }
 
+/// Whether `url` can be an API server URL: `http://` or `https://` with a host.
+pub fn check_server_url(url: &str) -> Result<http::Uri, String> {
+    let bad = |why: &str| {
+        format!("API server URL {url:?} {why}; expected https://HOST[:PORT] (or http:// for a local proxy)")
+    };
+    let uri: http::Uri = url.parse().map_err(|_| bad("is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(_) => return Err(bad("has an unsupported scheme")),
+        None => return Err(bad("has no scheme")),
+    }
+    match uri.host() {
+        Some(h) if !h.is_empty() => Ok(uri),
+        _ => Err(bad("has no host")),
+    }
+}
+
 impl Kube {
     /// Loads the configuration from `opts.source` (under `opts.call_timeout`)
     /// and builds the client.
@@ -229,10 +250,7 @@ impl Kube {
                         None => Config::from_kubeconfig(&o).await.map_err(|e| e.to_string()),
                     }
                 }
-                Source::Url(u) => u
-                    .parse::<http::Uri>()
-                    .map(Config::new)
-                    .map_err(|e| format!("{u}: {e}")),
+                Source::Url(u) => check_server_url(u).map(Config::new),
             }
         };
         // Loading can run an exec credential plugin: bound it too.
@@ -245,9 +263,7 @@ impl Kube {
 
     /// A client for a plain URL (tests against the fake API server).
     pub fn from_url(url: &str, call_timeout: Duration) -> Result<Kube, KubeError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| KubeError::Config(format!("{url}: {e}")))?;
+        let uri = check_server_url(url).map_err(KubeError::BadServerUrl)?;
         Kube::from_config(Config::new(uri), call_timeout, DEFAULT_CONNECT_TIMEOUT)
     }
 
@@ -257,6 +273,8 @@ impl Kube {
         call_timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Kube, KubeError> {
+        // kube's client panics on a URL without a scheme; say so in one line instead.
+        check_server_url(&config.cluster_url.to_string()).map_err(KubeError::BadServerUrl)?;
         config.default_retry = false;
         config.connect_timeout = Some(connect_timeout);
         // A plain-http URL (kubectl proxy, the test server) never uses TLS, but
@@ -344,10 +362,13 @@ mod tests {
 
     #[test]
     fn bad_url_is_a_config_error() {
-        assert!(matches!(
-            Kube::from_url("not a url", DEFAULT_CALL_TIMEOUT),
-            Err(KubeError::Config(_))
-        ));
+        // kube's client panics on a URL without a scheme (exit 134): refused first.
+        for bad in ["not a url", "127.0.0.1:18600", "notaurl", "ftp://h", "http://"] {
+            match Kube::from_url(bad, DEFAULT_CALL_TIMEOUT) {
+                Err(KubeError::BadServerUrl(m)) => assert!(!m.contains('\n'), "{m}"),
+                other => panic!("{bad}: {:?}", other.err()),
+            }
+        }
     }
 }
 
