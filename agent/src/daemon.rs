@@ -308,4 +308,6 @@ pub mod run;
 pub mod serve;
 
 #[cfg(test)]
+mod hostile_disk_tests;
+#[cfg(test)]
 mod tests;

@@ -52,6 +52,18 @@ fn save<L: LedgerSink>(store: &L, ledger: &Ledger) -> Result<(), LedgerWriteErro
     store.save(ledger).map_err(LedgerWriteError)
 }
 
+/// Save a record that must be on disk before the action it announces. If the
+/// write fails the action does not run, so the record is taken back: the
+/// ledger in memory (written later, once the disk allows) must never claim a
+/// cordon, a step start or a reboot that did not happen.
+fn save_or_undo<L: LedgerSink>(
+    store: &L,
+    ledger: &mut Ledger,
+    undo: impl FnOnce(&mut Ledger),
+) -> Result<(), LedgerWriteError> {
+    save(store, ledger).inspect_err(|_| undo(ledger))
+}
+
 /// Carry out `decision`. Only a ledger write failure is an error: failures of
 /// actions are recorded in the ledger and reported, and the planner moves on.
 pub async fn execute<A: Actuators, L: LedgerSink, C: Clock>(
@@ -222,6 +234,7 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
     match a.cordon {
         CordonPlan::Cordon => {
             let reason = format!("nodewarden step {:?} for {}", a.step, problems(&a.problems));
+            let before = ledger.cordon.take();
             ledger.cordon = Some(CordonRecord {
                 by_us: true,
                 was_cordoned_before: false,
@@ -229,7 +242,7 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
                 reason: reason.clone(),
                 handed_over: false,
             });
-            save(store, ledger)?;
+            save_or_undo(store, ledger, |l| l.cordon = before)?;
             if let Err(e) = act.cordon(&reason).await {
                 ledger.cordon = None;
                 gate_fail(ledger, Gate::ApiUnreachable, &e, clock.now());
@@ -262,8 +275,18 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
     // 3. The step itself: start recorded before it runs.
     let kind = a.action.kind();
     if !a.resume {
+        let before = (
+            ledger.history.clone(),
+            ledger.episode.as_ref().map(|e| (e.attempts.clone(), e.hold.clone())),
+        );
         ledger.begin_attempt(&a.step, kind, clock.now(), a.unit.clone());
-        save(store, ledger)?;
+        save_or_undo(store, ledger, |l| {
+            l.history = before.0;
+            if let (Some(ep), Some((attempts, hold))) = (l.episode.as_mut(), before.1) {
+                ep.attempts = attempts;
+                ep.hold = hold;
+            }
+        })?;
     }
     let what = match &a.unit {
         Some(u) => format!("{kind} {u}"),
@@ -313,7 +336,9 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
                 Err(e) => Err(e),
                 Ok(boot) => {
                     ledger.record_reboot(&boot, clock.now());
-                    save(store, ledger)?;
+                    save_or_undo(store, ledger, |l| {
+                        l.reboots.pop();
+                    })?;
                     match act.reboot().await {
                         // Stays in progress: confirmed by a new boot ID after start-up.
                         Ok(()) => {
