@@ -140,7 +140,7 @@ fn any_duration() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
     /// show → validate holds for every valid runbook: each duration of the
     /// default runbook replaced by an arbitrary one; whatever validates must
     /// print back to a runbook that validates to the same thing.

@@ -149,7 +149,7 @@ pub struct Step {
     pub disruptive: bool,
     pub cordon: bool,
     pub verify: Dur,
-    #[serde(skip_serializing_if = "Dur::is_zero")]
+    /// Always printed: an explicit `0s` differs from the default of a unit restart.
     pub cooldown: Dur,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_per: Option<Rate>,

@@ -630,7 +630,8 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
         }
         let cooldown = match &d.cooldown {
             Some(s)
-                if !matches!(
+                if !s.value.is_zero()
+                    && !matches!(
                     kind,
                     ActionKind::RestartUnit
                         | ActionKind::RestartContainerRuntime
