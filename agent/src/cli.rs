@@ -434,11 +434,7 @@ fn check(args: &Args) -> Result<ExitCode> {
                 nodewarden::text::printable(&o.summary)
             );
             for (k, v) in &o.evidence {
-                println!(
-                    "{:<30}   {k}: {}",
-                    "",
-                    nodewarden::text::printable(v)
-                );
+                println!("{:<30}   {k}: {}", "", nodewarden::text::printable(v));
             }
         }
         let skipped: Vec<&str> = nodewarden::model::Problem::ALL

@@ -277,7 +277,10 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
     if !a.resume {
         let before = (
             ledger.history.clone(),
-            ledger.episode.as_ref().map(|e| (e.attempts.clone(), e.hold.clone())),
+            ledger
+                .episode
+                .as_ref()
+                .map(|e| (e.attempts.clone(), e.hold.clone())),
         );
         ledger.begin_attempt(&a.step, kind, clock.now(), a.unit.clone());
         save_or_undo(store, ledger, |l| {

@@ -400,9 +400,8 @@ impl Ledger {
             ));
         }
         let n = self.reboots_within(window, now);
-        (n >= max as usize).then(|| {
-            format!("reboot cap reached: {n} reboot(s) in the last {window} (max {max})")
-        })
+        (n >= max as usize)
+            .then(|| format!("reboot cap reached: {n} reboot(s) in the last {window} (max {max})"))
     }
 
     /// Close attempts a stopped agent left in progress, the way the planner
@@ -602,9 +601,10 @@ fn salvage(path: &Path, why: &str, now: Timestamp) -> (Ledger, String) {
     let mut l = Ledger::default();
     let parsed: Result<Salvageable, String> = match safe_fs::open_regular(path, Follow::NoSymlinks)
     {
-        Ok(f) => serde_json::from_reader(std::io::BufReader::new(
-            std::io::Read::take(f, MAX_SALVAGE_BYTES),
-        ))
+        Ok(f) => serde_json::from_reader(std::io::BufReader::new(std::io::Read::take(
+            f,
+            MAX_SALVAGE_BYTES,
+        )))
         .map_err(|e| format!("not readable JSON ({e})")),
         Err(e) => Err(format!("it {e}")),
     };
@@ -901,7 +901,10 @@ mod tests {
             // Nothing could be salvaged: the reboot cap is spent for a window.
             assert!(l.reboot_history_lost.is_some(), "{l:?}");
             assert!(l.reboot_cap_spent(1, Dur::from_secs(3600), t(5)).is_some());
-            assert!(l.reboot_cap_spent(1, Dur::from_secs(3600), t(3606)).is_none());
+            assert!(
+                l.reboot_cap_spent(1, Dur::from_secs(3600), t(3606))
+                    .is_none()
+            );
             match rep {
                 OpenReport::Quarantined {
                     moved_to, reason, ..
@@ -1004,7 +1007,12 @@ mod tests {
         std::fs::remove_file(real_dir.join("ledger.json.lock")).unwrap();
         let err = LedgerFile::open(&p, t(0)).unwrap_err();
         assert!(matches!(err, LedgerError::Locked { .. }), "{err}");
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]

@@ -357,7 +357,7 @@ impl<'de> Deserialize<'de> for Dur {
                 let d: Dur = v.parse().map_err(E::custom)?;
                 // Written durations have millisecond resolution, the resolution they
                 // print with, so what `runbook show` prints reads back the same.
-                if d.0.subsec_nanos() % 1_000_000 != 0 {
+                if !d.0.subsec_nanos().is_multiple_of(1_000_000) {
                     return Err(E::custom(format!(
                         "duration {v:?} is finer than a millisecond; write whole milliseconds, like 1ms or 250ms"
                     )));
@@ -415,7 +415,13 @@ mod tests {
         for ok in ["worker-1", "ip-10-0-0-1.ec2.internal", "a", &"a".repeat(63)] {
             assert!(check_node_name(ok).is_ok(), "{ok}");
         }
-        let long = format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(63));
+        let long = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63)
+        );
         for bad in [
             "",
             "../namespaces/kube-system/secrets/x",

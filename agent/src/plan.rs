@@ -531,13 +531,13 @@ fn gate_and_act(
         }
     }
     // The reboot cap is final for the episode, so it is checked before any gate.
-    if step.action.kind() == ActionKind::Reboot && !resume {
-        if let Some(why) =
-            i.ledger
-                .reboot_cap_spent(safety.reboots.max, safety.reboots.window, now)
-        {
-            return exhausted(i, format!("{why}; step {:?} will not run", step.name));
-        }
+    if step.action.kind() == ActionKind::Reboot
+        && !resume
+        && let Some(why) = i
+            .ledger
+            .reboot_cap_spent(safety.reboots.max, safety.reboots.window, now)
+    {
+        return exhausted(i, format!("{why}; step {:?} will not run", step.name));
     }
 
     let needs_api = step.disruptive || step.cordon;

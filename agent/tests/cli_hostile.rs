@@ -55,7 +55,15 @@ fn urls_without_a_scheme_are_a_one_line_error_not_a_panic() {
     let l = dir.path().join("ledger.json");
     for url in ["127.0.0.1:18600", "notaurl"] {
         let o = nw(
-            &["run", "--node-name", "n1", "--api-url", url, "--metrics-addr", "off"],
+            &[
+                "run",
+                "--node-name",
+                "n1",
+                "--api-url",
+                url,
+                "--metrics-addr",
+                "off",
+            ],
             &l,
             &[],
         );
@@ -68,7 +76,15 @@ fn urls_without_a_scheme_are_a_one_line_error_not_a_panic() {
     )
     .unwrap();
     let o = nw(
-        &["run", "--node-name", "n1", "--kubeconfig", kc.to_str().unwrap(), "--metrics-addr", "off"],
+        &[
+            "run",
+            "--node-name",
+            "n1",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--metrics-addr",
+            "off",
+        ],
         &l,
         &[("NOTIFY_SOCKET", "")],
     );
@@ -80,14 +96,27 @@ fn node_names_that_could_change_an_api_path_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let l = dir.path().join("ledger.json");
     let o = nw(
-        &["run", "--no-api", "--node-name", "../namespaces/kube-system/secrets/x"],
+        &[
+            "run",
+            "--no-api",
+            "--node-name",
+            "../namespaces/kube-system/secrets/x",
+        ],
         &l,
         &[],
     );
     one_line_exit_2(&o, "not a valid node name");
-    let o = nw(&["run", "--no-api"], &l, &[("NODE_NAME", "x?dryRun=All#frag")]);
+    let o = nw(
+        &["run", "--no-api"],
+        &l,
+        &[("NODE_NAME", "x?dryRun=All#frag")],
+    );
     one_line_exit_2(&o, "not a valid node name");
-    let o = nw(&["run", "--no-api", "--node-name", &"a".repeat(254)], &l, &[]);
+    let o = nw(
+        &["run", "--no-api", "--node-name", &"a".repeat(254)],
+        &l,
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", err_of(&o));
     assert!(err_of(&o).contains("too long"), "{}", err_of(&o));
 }
@@ -158,7 +187,9 @@ fn a_ledger_with_a_newer_field_keeps_its_reboot_count() {
         .unwrap()
         .as_secs()
         - 60;
-    let at = jiff::Timestamp::from_second(now as i64).unwrap().to_string();
+    let at = jiff::Timestamp::from_second(now as i64)
+        .unwrap()
+        .to_string();
     let ledger = serde_json::json!({
         "schema": 1,
         "reboots": [{"at": at, "episode": "ep-1", "bootIdBefore": "a"}],
@@ -175,9 +206,16 @@ fn a_ledger_with_a_newer_field_keeps_its_reboot_count() {
 #[test]
 fn check_output_yaml_is_yaml() {
     let dir = tempfile::tempdir().unwrap();
-    let o = nw(&["check", "--output", "yaml"], &dir.path().join("l.json"), &[]);
+    let o = nw(
+        &["check", "--output", "yaml"],
+        &dir.path().join("l.json"),
+        &[],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.trim_start().starts_with('{'), "JSON, not YAML:\n{out}");
-    assert!(out.contains("\nobservations:\n") || out.starts_with("observations:"), "{out}");
+    assert!(
+        out.contains("\nobservations:\n") || out.starts_with("observations:"),
+        "{out}"
+    );
     assert!(out.contains("healthy: "), "{out}");
 }

@@ -186,6 +186,8 @@ proptest! {
 #[test]
 fn sub_millisecond_durations_are_refused_with_a_reason() {
     let text = nodewarden::runbook::DEFAULT_YAML.replacen("okFor: 1m", "okFor: 1ns", 1);
-    let e = nodewarden::runbook::parse("r.yaml", &text).unwrap_err().to_string();
+    let e = nodewarden::runbook::parse("r.yaml", &text)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("finer than a millisecond"), "{e}");
 }

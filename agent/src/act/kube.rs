@@ -212,7 +212,9 @@ impl fmt::Debug for Kube {
 /// Whether `url` can be an API server URL: `http://` or `https://` with a host.
 pub fn check_server_url(url: &str) -> Result<http::Uri, String> {
     let bad = |why: &str| {
-        format!("API server URL {url:?} {why}; expected https://HOST[:PORT] (or http:// for a local proxy)")
+        format!(
+            "API server URL {url:?} {why}; expected https://HOST[:PORT] (or http:// for a local proxy)"
+        )
     };
     let uri: http::Uri = url.parse().map_err(|_| bad("is not a URL"))?;
     match uri.scheme_str() {
@@ -363,7 +365,13 @@ mod tests {
     #[test]
     fn bad_url_is_a_config_error() {
         // kube's client panics on a URL without a scheme (exit 134): refused first.
-        for bad in ["not a url", "127.0.0.1:18600", "notaurl", "ftp://h", "http://"] {
+        for bad in [
+            "not a url",
+            "127.0.0.1:18600",
+            "notaurl",
+            "ftp://h",
+            "http://",
+        ] {
             match Kube::from_url(bad, DEFAULT_CALL_TIMEOUT) {
                 Err(KubeError::BadServerUrl(m)) => assert!(!m.contains('\n'), "{m}"),
                 other => panic!("{bad}: {:?}", other.err()),

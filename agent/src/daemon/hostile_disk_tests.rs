@@ -32,7 +32,9 @@ struct Disk {
 impl LedgerSink for &Disk {
     fn save(&self, _: &Ledger) -> Result<(), String> {
         if self.full.get() {
-            return Err("ledger.json: write temp file: No space left on device (os error 28)".into());
+            return Err(
+                "ledger.json: write temp file: No space left on device (os error 28)".into(),
+            );
         }
         self.saves.set(self.saves.get() + 1);
         Ok(())
@@ -44,8 +46,15 @@ async fn a_full_disk_holds_every_step_and_the_agent_resumes_when_it_frees() {
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     let disk = Disk::default();
-    let mut agent = Agent::new(default_runbook(), Ledger::default(), None, &act, &clock, &disk)
-        .unwrap();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        None,
+        &act,
+        &clock,
+        &disk,
+    )
+    .unwrap();
     let cluster = ClusterView::calm(10);
     let facts = facts();
     disk.full.set(true);
@@ -58,13 +67,26 @@ async fn a_full_disk_holds_every_step_and_the_agent_resumes_when_it_frees() {
         }
         assert!(agent.ledger_write_error().is_some());
     }
-    assert!(act.calls().is_empty(), "nothing runs unrecorded: {:?}", act.calls());
-    assert!(agent.ledger_write_error().unwrap().contains("No space left"));
+    assert!(
+        act.calls().is_empty(),
+        "nothing runs unrecorded: {:?}",
+        act.calls()
+    );
+    assert!(
+        agent
+            .ledger_write_error()
+            .unwrap()
+            .contains("No space left")
+    );
     // The disk frees up: the pending state is written, then the step runs once.
     disk.full.set(false);
     agent.observe(Observation::new(K, clock.now(), Verdict::Failing, "down"));
     let t = agent.tick(&cluster, &facts).await.unwrap();
-    assert!(matches!(t.decision, crate::plan::Decision::Act(_)), "{}", t.decision);
+    assert!(
+        matches!(t.decision, crate::plan::Decision::Act(_)),
+        "{}",
+        t.decision
+    );
     assert_eq!(act.calls(), ["restart kubelet.service"]);
     assert!(agent.ledger_write_error().is_none());
 }
@@ -80,10 +102,7 @@ impl run::Views for Watching {
         facts()
     }
     fn ledger_unwritable(&self, error: Option<&str>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(error.map(str::to_string));
+        self.0.lock().unwrap().push(error.map(str::to_string));
     }
 }
 
@@ -94,8 +113,15 @@ async fn the_loop_keeps_running_on_a_full_disk_and_backs_off() {
     let act = RecordingActuators::new();
     let disk = Disk::default();
     disk.full.set(true);
-    let mut agent = Agent::new(default_runbook(), Ledger::default(), None, &act, &clock, &disk)
-        .unwrap();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        None,
+        &act,
+        &clock,
+        &disk,
+    )
+    .unwrap();
     let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel(16);
     let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(4);
     let cfg = LoopConfig {
@@ -123,7 +149,15 @@ async fn the_loop_keeps_running_on_a_full_disk_and_backs_off() {
         ctl_tx.send(Control::Stop).await.unwrap();
     };
     let (res, ()) = tokio::join!(
-        run_loop(&mut agent, &views, &mut obs_rx, &mut ctl_rx, &cfg, &notifier, &liveness),
+        run_loop(
+            &mut agent,
+            &views,
+            &mut obs_rx,
+            &mut ctl_rx,
+            &cfg,
+            &notifier,
+            &liveness
+        ),
         driver
     );
     res.unwrap();
@@ -131,7 +165,10 @@ async fn the_loop_keeps_running_on_a_full_disk_and_backs_off() {
     let seen = views.0.lock().unwrap();
     // 100 s of failing writes with a backoff of 1, 2, 4, … 60 s: a handful of tries.
     assert!(!seen.is_empty() && seen.len() <= 8, "{seen:?}");
-    assert!(seen.iter().all(|e| e.as_deref().is_some_and(|e| e.contains("No space"))));
+    assert!(
+        seen.iter()
+            .all(|e| e.as_deref().is_some_and(|e| e.contains("No space")))
+    );
 }
 
 #[tokio::test]
@@ -145,7 +182,11 @@ async fn a_step_cut_off_by_a_stop_is_closed_as_interrupted_at_start() {
     clock.advance(Dur::from_secs(30));
     let agent = Agent::new(default_runbook(), ledger, None, &act, &clock, &disk).unwrap();
     let a = &agent.ledger().episode.as_ref().unwrap().attempts[0];
-    assert!(matches!(a.outcome, Outcome::Interrupted(_)), "{:?}", a.outcome);
+    assert!(
+        matches!(a.outcome, Outcome::Interrupted(_)),
+        "{:?}",
+        a.outcome
+    );
     assert_eq!(a.finished_at, Some(clock.now()));
     assert_eq!(disk.saves.get(), 1, "closed and written at start");
 }
@@ -181,16 +222,28 @@ async fn a_real_full_tmpfs_leaves_no_temp_file_and_keeps_the_ledger() {
     let filler = mnt.join("filler");
     let _ = std::fs::write(&filler, vec![7u8; 128 * 1024]);
     ledger.ensure_episode(&[K].into(), t0());
-    ledger.begin_attempt("x", crate::runbook::ActionKind::Report, t0(), Some("y".repeat(8000)));
+    ledger.begin_attempt(
+        "x",
+        crate::runbook::ActionKind::Report,
+        t0(),
+        Some("y".repeat(8000)),
+    );
     let e = file.save(&ledger).unwrap_err().to_string();
-    assert!(e.contains("No space left") || e.contains("os error 28"), "{e}");
+    assert!(
+        e.contains("No space left") || e.contains("os error 28"),
+        "{e}"
+    );
     let left: Vec<String> = std::fs::read_dir(&mnt)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".tmp"))
         .collect();
     assert!(left.is_empty(), "partial temp files left: {left:?}");
-    assert_eq!(std::fs::read(&path).unwrap(), before, "the old ledger is intact");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the old ledger is intact"
+    );
 
     // The agent on this disk keeps running and acts on nothing.
     let clock = ManualClock::new(t0());
@@ -235,8 +288,15 @@ async fn a_record_that_could_not_be_written_is_taken_back_and_its_step_not_run()
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     let disk = FailAt { n: Cell::new(0) };
-    let mut agent =
-        Agent::new(default_runbook(), Ledger::default(), None, &act, &clock, &disk).unwrap();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        None,
+        &act,
+        &clock,
+        &disk,
+    )
+    .unwrap();
     let cluster = ClusterView::calm(10);
     let facts = facts();
     for _ in 0..7 {

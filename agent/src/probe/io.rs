@@ -200,11 +200,17 @@ pub fn check_http_url(url: &str) -> Result<http::Uri, String> {
                 "{url:?}: only plain http:// URLs are supported, not {other}://"
             ));
         }
-        None => return Err(format!("{url:?} has no scheme; expected http://HOST[:PORT]/PATH")),
+        None => {
+            return Err(format!(
+                "{url:?} has no scheme; expected http://HOST[:PORT]/PATH"
+            ));
+        }
     }
     match uri.authority() {
         Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => Ok(uri),
-        Some(_) => Err(format!("{url:?}: a host without user information is required")),
+        Some(_) => Err(format!(
+            "{url:?}: a host without user information is required"
+        )),
         None => Err(format!("{url:?} has no host")),
     }
 }
@@ -493,7 +499,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_close_delimited_http_1_0_reply_is_a_reply() {
-        let addr = close_delimited_server(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nok").await;
+        let addr =
+            close_delimited_server(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nok").await;
         for _ in 0..5 {
             let r = http_get(&format!("http://{addr}/healthz"), Duration::from_secs(5))
                 .await
@@ -514,7 +521,14 @@ mod tests {
     fn only_urls_the_probe_can_call_pass() {
         assert!(check_http_url("http://127.0.0.1:10248/healthz").is_ok());
         assert!(check_http_url("http://localhost/").is_ok());
-        for bad in ["https://127.0.0.1:10250/healthz", "http://", "127.0.0.1:10248", "notaurl", "", "http://u@h/"] {
+        for bad in [
+            "https://127.0.0.1:10250/healthz",
+            "http://",
+            "127.0.0.1:10248",
+            "notaurl",
+            "",
+            "http://u@h/",
+        ] {
             assert!(check_http_url(bad).is_err(), "{bad}");
         }
     }

@@ -270,12 +270,18 @@ mod tests {
         let o = judge(
             &settings(),
             t(0),
-            &Healthz::Failed(CallError::Config("\"https://x\": only plain http://".into())),
+            &Healthz::Failed(CallError::Config(
+                "\"https://x\": only plain http://".into(),
+            )),
             &unit("active", "running", Some(t(-10))),
             &Ok(None),
         );
         assert_eq!(o.verdict, Verdict::Unknown, "{o:?}");
-        assert!(o.summary.contains("cannot probe as configured"), "{}", o.summary);
+        assert!(
+            o.summary.contains("cannot probe as configured"),
+            "{}",
+            o.summary
+        );
     }
 
     #[test]

@@ -61,7 +61,9 @@ impl Diagnostic {
 pub enum RunbookError {
     #[error("{path}: cannot read runbook: {reason}")]
     Unreadable { path: String, reason: String },
-    #[error("{path}: runbook is larger than {MAX_RUNBOOK_BYTES} bytes ({size}); at most {MAX_RUNBOOK_BYTES} bytes are accepted")]
+    #[error(
+        "{path}: runbook is larger than {MAX_RUNBOOK_BYTES} bytes ({size}); at most {MAX_RUNBOOK_BYTES} bytes are accepted"
+    )]
     TooLarge { path: String, size: u64 },
     #[error("{}", render_all(.source_name, .diagnostics))]
     Invalid {

@@ -344,7 +344,6 @@ fn problems_parse_case_insensitively_for_the_cli_but_strictly_in_yaml() {
     expect_error(&text, 6, "kubeletunhealthy");
 }
 
-
 fn step(name: &str, body: &str) -> String {
     format!("{MINIMAL}    - name: {name}\n      when: [KubeletUnhealthy]\n{body}")
 }
@@ -357,7 +356,11 @@ fn a_probe_that_could_never_run_is_refused_at_validation() {
             &format!("spec:\n  probes:\n    KubeletUnhealthy:\n      {field}\n"),
         )
     };
-    expect_error(&k("healthzUrl: https://127.0.0.1:10250/healthz"), 6, "only plain http://");
+    expect_error(
+        &k("healthzUrl: https://127.0.0.1:10250/healthz"),
+        6,
+        "only plain http://",
+    );
     expect_error(&k("healthzUrl: \"http://\""), 6, "healthzUrl");
     expect_error(&k("healthzUrl: 127.0.0.1:10248"), 6, "healthzUrl");
     expect_error(&k("timeout: 1ms"), 6, "too short");
@@ -372,7 +375,12 @@ fn a_probe_that_could_never_run_is_refused_at_validation() {
 
 #[test]
 fn dangerous_unit_restarts_are_refused() {
-    let ru = |u: &str| step("x", &format!("      action:\n        restartUnit: {{unit: {u}}}\n"));
+    let ru = |u: &str| {
+        step(
+            "x",
+            &format!("      action:\n        restartUnit: {{unit: {u}}}\n"),
+        )
+    };
     expect_error(&ru("poweroff.target"), 12, "not a .service unit");
     expect_error(&ru("reboot.target"), 12, "not a .service unit");
     expect_error(&ru("containerd.service"), 12, "restartContainerRuntime");
@@ -417,7 +425,15 @@ fn a_non_disruptive_exec_must_say_why_and_is_warned_about() {
     assert_eq!(again.runbook, l.runbook);
     // Without disruptive: false, exec is disruptive.
     let plain = step("x", "      action:\n        exec: {argv: [/bin/true]}\n");
-    assert!(parse("rb.yaml", &plain).unwrap().runbook.step("x").unwrap().1.disruptive);
+    assert!(
+        parse("rb.yaml", &plain)
+            .unwrap()
+            .runbook
+            .step("x")
+            .unwrap()
+            .1
+            .disruptive
+    );
 }
 
 #[test]
@@ -449,7 +465,12 @@ fn parser_errors_are_in_our_words() {
     expect_error(&neg, 10, "whole number from 0 to 4294967295");
     for text in [dup, multi, neg] {
         let e = parse("rb.yaml", &text).unwrap_err().to_string();
-        for leak in ["DuplicateKeyPolicy", "from_str_multiple", "invalid u32", "budget breached"] {
+        for leak in [
+            "DuplicateKeyPolicy",
+            "from_str_multiple",
+            "invalid u32",
+            "budget breached",
+        ] {
             assert!(!e.contains(leak), "{e}");
         }
     }
@@ -458,7 +479,10 @@ fn parser_errors_are_in_our_words() {
 #[test]
 fn a_huge_report_message_is_refused() {
     let big = "m".repeat(2000);
-    let t = step("x", &format!("      action:\n        report: {{message: {big}}}\n"));
+    let t = step(
+        "x",
+        &format!("      action:\n        report: {{message: {big}}}\n"),
+    );
     expect_error(&t, 12, "report message");
 }
 

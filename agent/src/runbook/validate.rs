@@ -562,27 +562,25 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
                 );
                 true
             }
-            Some(s) if !s.value && kind == ActionKind::Exec => {
-                match &action {
-                    Action::Exec(Exec {
-                        non_disruptive_because: Some(why),
-                        ..
-                    }) => {
-                        cx.warn(
+            Some(s) if !s.value && kind == ActionKind::Exec => match &action {
+                Action::Exec(Exec {
+                    non_disruptive_because: Some(why),
+                    ..
+                }) => {
+                    cx.warn(
                             at(s),
                             format!("step {name:?}: nodewarden cannot judge what a command does; this exec runs without cordon, disruption slot, storm gate or reboot cap because the runbook says: {why}"),
                         );
-                        false
-                    }
-                    _ => {
-                        cx.err(
+                    false
+                }
+                _ => {
+                    cx.err(
                             at(s),
                             format!("step {name:?}: an exec step is disruptive unless the runbook says why it is not; add exec.nonDisruptiveBecause or remove disruptive: false"),
                         );
-                        true
-                    }
+                    true
                 }
-            }
+            },
             Some(s) => {
                 if !s.value && kind == ActionKind::RestartContainerRuntime {
                     cx.warn(
@@ -632,11 +630,11 @@ fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
             Some(s)
                 if !s.value.is_zero()
                     && !matches!(
-                    kind,
-                    ActionKind::RestartUnit
-                        | ActionKind::RestartContainerRuntime
-                        | ActionKind::RestartTimeSync
-                ) =>
+                        kind,
+                        ActionKind::RestartUnit
+                            | ActionKind::RestartContainerRuntime
+                            | ActionKind::RestartTimeSync
+                    ) =>
             {
                 cx.err(
                     at(s),
@@ -842,7 +840,9 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
             {
                 cx.err(
                     at(r),
-                    format!("step {step:?}: nonDisruptiveBecause must say why the command is harmless"),
+                    format!(
+                        "step {step:?}: nonDisruptiveBecause must say why the command is harmless"
+                    ),
                 );
             }
             (
@@ -858,7 +858,11 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                 secs(300),
             )
         }
-        ActionDoc::Report(r) if r.message.as_ref().is_some_and(|m| m.len() > MAX_REPORT_MESSAGE) => {
+        ActionDoc::Report(r)
+            if r.message
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_REPORT_MESSAGE) =>
+        {
             cx.err(
                 at(a),
                 format!(

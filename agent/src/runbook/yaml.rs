@@ -20,9 +20,9 @@ pub(super) fn find_tag(text: &str) -> Option<Diagnostic> {
             return None;
         };
         let tag = match &ev {
-            Event::Scalar(_, _, _, t) | Event::SequenceStart(_, _, t) | Event::MappingStart(_, _, t) => {
-                t.as_ref()
-            }
+            Event::Scalar(_, _, _, t)
+            | Event::SequenceStart(_, _, t)
+            | Event::MappingStart(_, _, t) => t.as_ref(),
             _ => None,
         };
         if let Some(t) = tag {
@@ -48,8 +48,13 @@ pub(super) fn message(raw: &str) -> String {
         None => s,
     };
     if let Some(rest) = s.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
-        return format!("key {key:?} appears twice in the same mapping; each key may be given once");
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!(
+            "key {key:?} appears twice in the same mapping; each key may be given once"
+        );
     }
     if s.starts_with("multiple YAML documents detected") {
         return "the file holds more than one YAML document (a second '---'); a runbook is exactly one document".into();
@@ -72,7 +77,11 @@ pub(super) fn message(raw: &str) -> String {
     if let Some(ty) = s.strip_prefix("invalid ")
         && let Some(bits) = ty.strip_prefix('u').and_then(|b| b.parse::<u32>().ok())
     {
-        let max = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let max = if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
         return format!("expected a whole number from 0 to {max}");
     }
     if let Some(ty) = s.strip_prefix("invalid ")
@@ -107,7 +116,12 @@ mod tests {
         ] {
             let m = message(raw);
             assert!(m.contains(want), "{raw} -> {m}");
-            for leak in ["DuplicateKeyPolicy", "from_str_multiple", "ScalarBytes {", "invalid u32"] {
+            for leak in [
+                "DuplicateKeyPolicy",
+                "from_str_multiple",
+                "ScalarBytes {",
+                "invalid u32",
+            ] {
                 assert!(!m.contains(leak), "{m}");
             }
         }
@@ -117,7 +131,11 @@ mod tests {
     fn tags_are_found_at_their_position() {
         let d = find_tag("a: 1\nb: !!str x\n").unwrap();
         assert_eq!(d.line, 2);
-        assert!(d.message.contains("!!str") || d.message.contains("tag:yaml.org"), "{}", d.message);
+        assert!(
+            d.message.contains("!!str") || d.message.contains("tag:yaml.org"),
+            "{}",
+            d.message
+        );
         assert!(find_tag("a: !custom [1]\n").is_some());
         assert!(find_tag("a: '!!str x'\nb: [1, 2]\n").is_none());
     }
