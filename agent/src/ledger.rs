@@ -605,7 +605,7 @@ fn salvage(path: &Path, why: &str, now: Timestamp) -> (Ledger, String) {
             f,
             MAX_SALVAGE_BYTES,
         )))
-        .map_err(|e| format!("not readable JSON ({e})")),
+        .map_err(|_| "nothing could be salvaged from it".to_string()),
         Err(e) => Err(format!("it {e}")),
     };
     let mut kept = Vec::new();
@@ -623,7 +623,7 @@ fn salvage(path: &Path, why: &str, now: Timestamp) -> (Ledger, String) {
                     kept.push(format!("{} reboot record(s)", r.len()));
                     l.reboots = r;
                 }
-                Some(Err(e)) => lost = Some(format!("its reboot history is unreadable ({e})")),
+                Some(Err(e)) => lost = Some(format!("its reboot history is unreadable: {e}")),
             }
             if let Some(Ok(c)) = s.cordon.map(serde_json::from_value::<CordonRecord>) {
                 kept.push(if c.by_us && !c.handed_over {
@@ -651,7 +651,7 @@ fn salvage(path: &Path, why: &str, now: Timestamp) -> (Ledger, String) {
     }
     if let Some(e) = lost {
         let reason = bounded(&format!(
-            "ledger {} was unusable ({why}) and {e}",
+            "ledger {} was unusable ({why}); {e}",
             path.display()
         ));
         l.reboot_history_lost = Some(HistoryLost { at: now, reason });

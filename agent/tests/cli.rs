@@ -180,9 +180,16 @@ fn status_reads_the_ledger_and_never_moves_a_corrupt_one() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("corrupt ledger"));
     assert_eq!(std::fs::read_to_string(&l).unwrap(), "{garbage");
-    // dry-run reports and ignores it.
+    // dry-run reports it and plans as the daemon would: nothing salvaged, so
+    // the reboot cap counts as spent.
     let o = nw(&["dry-run", "--assume", "KubeletUnhealthy"], &l);
-    assert!(text(&o).0.contains("ignored"), "{:?}", text(&o));
+    assert!(text(&o).0.contains("will move it aside"), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("the reboot cap counts as spent"),
+        "{:?}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&l).unwrap(), "{garbage");
 }
 
 #[test]
