@@ -397,6 +397,11 @@ fn dangerous_unit_restarts_are_refused() {
         "      action:\n        restartContainerRuntime: {units: [reboot.target]}\n",
     );
     expect_error(&rt, 12, "not a .service unit");
+    let rt = step(
+        "x",
+        "      action:\n        restartContainerRuntime: {units: [kubelet.service]}\n",
+    );
+    expect_error(&rt, 12, "not a container runtime");
 }
 
 #[test]

@@ -743,6 +743,11 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                             at(list),
                             format!("step {step:?}: {u:?} is not a .service unit; a container runtime is a service"),
                         );
+                    } else if is_time_sync_unit(u) || u == "kubelet.service" {
+                        cx.err(
+                            at(list),
+                            format!("step {step:?}: {u:?} is not a container runtime; restart it with the action meant for it"),
+                        );
                     }
                 }
             }
