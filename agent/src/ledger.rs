@@ -445,6 +445,13 @@ impl Ledger {
             self.history.drain(..excess);
         }
         self.reboots.retain(|r| r.at > keep_after);
+        if self
+            .reboot_history_lost
+            .as_ref()
+            .is_some_and(|l| l.at <= keep_after)
+        {
+            self.reboot_history_lost = None;
+        }
     }
 }
 

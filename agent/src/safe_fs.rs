@@ -106,6 +106,8 @@ pub fn read_file(path: &Path, limit: u64, follow: Follow) -> Result<Vec<u8>, Rea
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
+/// How many fresh names to try before giving up.
+const UNIQUE_TRIES: usize = 16;
 
 /// A name no other writer in this or another process uses at the same time.
 fn unique_suffix() -> String {
@@ -120,7 +122,9 @@ fn unique_suffix() -> String {
 /// Create a new file next to `path`, named `<name>.tmp.<unique>`, exclusively
 /// (`O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600).
 pub fn create_temp(path: &Path) -> std::io::Result<(File, PathBuf)> {
-    loop {
+    let mut last = None;
+    // Names are unique per process and call; a clash means a planted file. Bounded.
+    for _ in 0..UNIQUE_TRIES {
         let tmp = PathBuf::from(format!("{}.tmp.{}", path.display(), unique_suffix()));
         match OpenOptions::new()
             .write(true)
@@ -130,10 +134,11 @@ pub fn create_temp(path: &Path) -> std::io::Result<(File, PathBuf)> {
             .open(&tmp)
         {
             Ok(f) => return Ok((f, tmp)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),
         }
     }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no unique temp file name")))
 }
 
 /// Which stage of an atomic write failed.
@@ -193,17 +198,19 @@ pub fn remove_stale_temps(path: &Path) {
 /// with `link(2)`, which fails instead of replacing an existing file, then
 /// the old name is removed. Returns the new name.
 pub fn move_aside(path: &Path, label: &str) -> std::io::Result<PathBuf> {
-    loop {
+    let mut last = None;
+    for _ in 0..UNIQUE_TRIES {
         let to = PathBuf::from(format!("{}.{label}-{}", path.display(), unique_suffix()));
         match std::fs::hard_link(path, &to) {
             Ok(()) => {
                 std::fs::remove_file(path)?;
                 return Ok(to);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),
         }
     }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no unique name to move the file to")))
 }
 
 /// The directory a file lives in (`.` for a bare name).
