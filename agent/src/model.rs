@@ -155,6 +155,35 @@ pub enum DurError {
     TooLong(String),
 }
 
+/// Whether the probes' HTTP client (`probe::io::http_get`) can call `url`: a
+/// plain `http://` URL with a host. Validation uses this too, so a URL that
+/// validates is one the probe can call.
+pub fn check_http_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "{url:?}: only plain http:// URLs are supported, not {other}://"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "{url:?} has no scheme; expected http://HOST[:PORT]/PATH"
+            ));
+        }
+    }
+    match uri.authority() {
+        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => Ok(uri),
+        Some(_) => Err(format!(
+            "{url:?}: a host without user information is required"
+        )),
+        None => Err(format!("{url:?} has no host")),
+    }
+}
+
 /// A Kubernetes node name is a DNS-1123 subdomain: at most 253 characters,
 /// dot-separated labels of lowercase letters, digits and '-', each starting
 /// and ending with a letter or digit. Anything else (`..`, `/`, `?`, `#`)

@@ -129,7 +129,7 @@ async fn the_loop_keeps_running_on_a_full_disk_and_backs_off() {
         runbook_path: None,
     };
     let views = Watching::default();
-    let notifier = crate::notify::Notifier::from_env();
+    let notifier = crate::host::notify::Notifier::from_env();
     let liveness = Liveness::default();
     let driver = async {
         obs_tx

@@ -14,6 +14,8 @@ use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
+pub use crate::model::check_http_url;
+
 /// Most a probe reads of any reply body.
 pub const MAX_BODY: usize = 4 << 20;
 
@@ -184,34 +186,6 @@ where
             }),
             Err(e) => Err(CallError::Protocol(format!("connection failed: {e}"))),
         },
-    }
-}
-
-/// Whether [`http_get`] can call `url`: a plain `http://` URL with a host.
-/// Validation uses this, so a URL that passes it is one the probe can call.
-pub fn check_http_url(url: &str) -> Result<http::Uri, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL ({e})"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(other) => {
-            return Err(format!(
-                "{url:?}: only plain http:// URLs are supported, not {other}://"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "{url:?} has no scheme; expected http://HOST[:PORT]/PATH"
-            ));
-        }
-    }
-    match uri.authority() {
-        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => Ok(uri),
-        Some(_) => Err(format!(
-            "{url:?}: a host without user information is required"
-        )),
-        None => Err(format!("{url:?} has no host")),
     }
 }
 

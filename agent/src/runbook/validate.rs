@@ -321,7 +321,7 @@ fn probes(cx: &mut Ctx, docs: &BTreeMap<Problem, S<ProbeDoc>>) -> Probes {
         .map(|s| s.value.clone())
         .unwrap_or_else(|| "http://127.0.0.1:10248/healthz".into());
     if let Some(s) = &k.healthz_url
-        && let Err(e) = crate::probe::io::check_http_url(&s.value)
+        && let Err(e) = crate::model::check_http_url(&s.value)
     {
         cx.err(
             at(s),
