@@ -139,6 +139,20 @@ fn fifos_and_devices_never_hang_a_command() {
     let o = nw(&["status"], &fifo, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(err_of(&o).contains("FIFO"), "{}", err_of(&o));
+    // A FIFO maintenance.json (read by the daemon every tick) is refused at once.
+    let mdir = tempfile::tempdir().unwrap();
+    let m = mdir.path().join("maintenance.json");
+    assert!(Command::new("mkfifo").arg(&m).status().unwrap().success());
+    let o = nw(
+        &["maintenance", "status"],
+        &mdir.path().join("ledger.json"),
+        &[],
+    );
+    assert!(
+        err_of(&o).contains("FIFO") || String::from_utf8_lossy(&o.stdout).contains("FIFO"),
+        "{}",
+        err_of(&o)
+    );
     // dry-run plans as the daemon would: the cap is spent, no reboot.
     let o = nw(&["dry-run", "--assume", "KubeletUnhealthy"], &fifo, &[]);
     let out = String::from_utf8_lossy(&o.stdout);
