@@ -5,6 +5,7 @@
 
 mod model;
 pub mod schema;
+mod units;
 mod validate;
 mod yaml;
 

@@ -9,6 +9,7 @@ use serde_saphyr::Location;
 
 use super::model::*;
 use super::schema::*;
+use super::units::{TIME_SYNC_UNITS, is_runtime_unit, is_time_sync_unit};
 use super::{Diagnostic, Severity};
 use crate::model::{Dur, Problem};
 
@@ -67,35 +68,6 @@ const MAX_REPORT_MESSAGE: usize = 1024;
 /// The shortest timeout a probe or a step may have.
 const MIN_TIMEOUT: Dur = Dur::from_secs(1);
 
-/// Container runtime units: restarting one kills every container's I/O, so it
-/// goes through `restartContainerRuntime` (disruptive: cordon, slot, gates).
-const RUNTIME_UNITS: [&str; 5] = [
-    "containerd.service",
-    "docker.service",
-    "dockerd.service",
-    "crio.service",
-    "cri-docker.service",
-];
-
-/// Time-sync daemons `restartTimeSync` may restart.
-const TIME_SYNC_UNITS: [&str; 8] = [
-    "chronyd.service",
-    "chrony.service",
-    "systemd-timesyncd.service",
-    "ntpd.service",
-    "ntp.service",
-    "ntpsec.service",
-    "openntpd.service",
-    "timesyncd.service",
-];
-
-fn is_runtime_unit(u: &str) -> bool {
-    RUNTIME_UNITS.contains(&u) || DEFAULT_RUNTIME_UNITS.contains(&u)
-}
-
-fn is_time_sync_unit(u: &str) -> bool {
-    TIME_SYNC_UNITS.contains(&u) || DEFAULT_TIME_SYNC_UNITS.contains(&u)
-}
 pub const DEFAULT_TIME_SYNC_UNITS: [&str; 5] = [
     "chronyd.service",
     "chrony.service",
