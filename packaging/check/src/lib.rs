@@ -8,10 +8,12 @@
 //!   `packaging/helm/nodewarden` uses (see the module docs of [`render`]).
 //! - [`scan`]: the Kubernetes API calls the agent's source makes, found lexically.
 //! - [`rbac`]: what the ClusterRoles and Roles grant.
+//! - [`unit`]: the systemd version each line of the unit and its drop-ins needs.
 
 pub mod rbac;
 pub mod render;
 pub mod scan;
+pub mod unit;
 
 use std::path::{Path, PathBuf};
 
