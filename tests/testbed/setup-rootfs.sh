@@ -1,13 +1,18 @@
 #!/bin/bash
-# Build (or re-check) the cached testbed rootfs: a minimal Debian 12 (bookworm) tree that
-# boots a real systemd under systemd-nspawn.  Idempotent: an existing rootfs is kept, only
-# the host tools are checked and the customisation is re-applied.
-#   Usage: setup-rootfs.sh ROOTFS        e.g. tests/testbed/setup-rootfs.sh .testbed/rootfs
+# Build (or re-check) the cached testbed rootfs: a minimal Debian tree (12 bookworm by
+# default) that boots a real systemd under systemd-nspawn.  Idempotent: an existing rootfs
+# of the same suite is kept, only the host tools are checked and the customisation is
+# re-applied.
+#   Usage: setup-rootfs.sh ROOTFS [SUITE]   e.g. tests/testbed/setup-rootfs.sh .testbed/rootfs
+#          SUITE: bookworm (default; systemd 252, glibc 2.36) or bullseye (Debian 11:
+#                 systemd 247, glibc 2.31; the unit's second systemd, packaging/test-deb.sh)
 #   env:   MIRROR (default http://deb.debian.org/debian)
 # Needs root, a Debian 12 host and the apt archive.  boot.sh re-applies customize-root.sh on
 # every boot (on the overlay), so changes to rootfs-files/ never need a rebuild.
 set -euo pipefail
-ROOTFS=${1:?usage: setup-rootfs.sh ROOTFS}
+ROOTFS=${1:?usage: setup-rootfs.sh ROOTFS [SUITE]}
+SUITE=${2:-bookworm}
+case "$SUITE" in bookworm|bullseye) ;; *) echo "setup-rootfs.sh: unsupported suite $SUITE" >&2; exit 2;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 t0=$(date +%s.%N)
@@ -26,16 +31,17 @@ echo "[setup] host packages ok after $(el)s"
 
 # 2. rootfs (debootstrap into a temp dir, renamed when complete: a killed run never leaves
 #    a half-built tree that looks finished)
-if [ ! -x "$ROOTFS/lib/systemd/systemd" ] || [ ! -x "$ROOTFS/usr/bin/python3" ]; then
+have_suite() { grep -q "^VERSION_CODENAME=$SUITE\$" "$ROOTFS/etc/os-release" 2>/dev/null; }
+if [ ! -x "$ROOTFS/lib/systemd/systemd" ] || [ ! -x "$ROOTFS/usr/bin/python3" ] || ! have_suite; then
   mkdir -p "$(dirname "$ROOTFS")"
   tmp=$ROOTFS.tmp
   rm -rf "$tmp" "$ROOTFS"
   debootstrap --variant=minbase \
     --include=systemd,systemd-sysv,dbus,python3,procps,iproute2 \
-    bookworm "$tmp" "$MIRROR" > "$ROOTFS.debootstrap.log" 2>&1 \
+    "$SUITE" "$tmp" "$MIRROR" > "$ROOTFS.debootstrap.log" 2>&1 \
     || { tail -30 "$ROOTFS.debootstrap.log"; exit 1; }
   mv "$tmp" "$ROOTFS"
-  echo "[setup] debootstrap done after $(el)s"
+  echo "[setup] debootstrap $SUITE done after $(el)s"
 else
   echo "[setup] rootfs already present: $ROOTFS"
 fi

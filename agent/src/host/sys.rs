@@ -4,8 +4,43 @@
 //! * [`adjtimex_read`]: `adjtimex(2)` with `modes = 0` reads the kernel's clock
 //!   discipline state (`STA_UNSYNC`, `maxerror`) without changing anything. `nix` has no
 //!   wrapper for it.
+//! * [`pin_static_nss`]: in the static build only (`+crt-static`, packaging/build-static.sh),
+//!   fix the `hosts` lookup to glibc's built-in `files dns` so that `getaddrinfo` never
+//!   `dlopen`s an NSS module from the host's (different) glibc, which aborts the process
+//!   (`_dl_call_libc_early_init: Assertion 'sym != NULL' failed`, seen with Debian 11's
+//!   `libnss_hesiod.so.2`; packaging/check-static.sh reproduces it).
 
 use std::io;
+
+/// In a statically linked binary, make host-name lookups use only the NSS modules built
+/// into this glibc (`files`, `dns`: /etc/hosts, then /etc/resolv.conf), whatever the
+/// node's `/etc/nsswitch.conf` names. Returns whether it applied (false in the ordinary
+/// dynamic build, where the host's own modules are compatible and nsswitch.conf rules).
+///
+/// Call it first thing in `main`, before any thread starts and before any lookup.
+pub fn pin_static_nss() -> bool {
+    #[cfg(all(target_env = "gnu", target_feature = "crt-static"))]
+    {
+        unsafe extern "C" {
+            // glibc <nss.h>: "Override the default configuration for a database": parses
+            // SERVICE_LINE like a line of nsswitch.conf and disables reloading it
+            // (nss/nss_database.c). Exported since glibc 2.0.
+            fn __nss_configure_lookup(
+                dbname: *const libc::c_char,
+                service_line: *const libc::c_char,
+            ) -> libc::c_int;
+        }
+        // SAFETY: both arguments are NUL-terminated static C strings that outlive the call;
+        // glibc copies what it parses. It is called before any other thread exists (see the
+        // doc comment), so it cannot race a concurrent NSS lookup.
+        let rc = unsafe { __nss_configure_lookup(c"hosts".as_ptr(), c"files dns".as_ptr()) };
+        rc == 0
+    }
+    #[cfg(not(all(target_env = "gnu", target_feature = "crt-static")))]
+    {
+        false
+    }
+}
 
 /// The kernel's clock discipline state, as `adjtimex(2)` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
