@@ -190,7 +190,7 @@ for p in KubeletUnhealthy PLEGUnhealthy ContainerRuntimeUnresponsive ClockSkewed
     sleep 0.2
   done
   [ -n "$line" ] || fail "probe $p logged no verdict"
-  say "  $(sed -E 's/.*(observed [^ ]+: [A-Za-z]+, ?.{0,90}).*/\1/' <<<"$line")"
+  say "  $(sed -E 's/.*(observed [^ ]+: [A-Za-z]+, ?.{0,200}).*/\1/' <<<"$line")"
 done
 
 # a ledger-like file that must survive dpkg -r
