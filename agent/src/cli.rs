@@ -32,6 +32,11 @@ pub struct Args {
     /// Output format
     #[arg(long, short = 'o', global = true, value_enum)]
     pub(crate) output: Option<Output>,
+    /// The host's root directory when running in a pod with the host's `/` mounted there
+    /// (DaemonSet: /host): the probes run the host's journalctl and rpm chrooted into it
+    /// and read the host's files and sockets under it. Unset or `/`: this is the host.
+    #[arg(long, global = true, env = "NODEWARDEN_HOST_ROOT", value_name = "DIR")]
+    pub(crate) host_root: Option<PathBuf>,
     /// Log format (logs go to stderr or journald; `RUST_LOG` sets the level)
     #[arg(
         long,
@@ -328,7 +333,7 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
         // no --assume: plan from one live look at this node
         let (obs, facts) = rt.block_on(nodewarden::probe::look_once(
             &cfg.runbook.runbook,
-            &nodewarden::probe::ProbeEnv::default(),
+            &nodewarden::probe::ProbeEnv::on_host(args.host_root.as_deref()),
         ));
         for o in &obs {
             if o.verdict == nodewarden::health::Verdict::Failing {
@@ -401,7 +406,7 @@ fn check(args: &Args) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let (obs, facts) = rt.block_on(nodewarden::probe::look_once(
         &cfg.runbook.runbook,
-        &nodewarden::probe::ProbeEnv::default(),
+        &nodewarden::probe::ProbeEnv::on_host(args.host_root.as_deref()),
     ));
     let failing = obs
         .iter()
@@ -664,7 +669,7 @@ fn run_daemon(args: &Args, r: &RunArgs) -> Result<ExitCode> {
             &r.cluster_refresh,
             Duration::from_secs(1),
         )?,
-        probe_env: nodewarden::probe::ProbeEnv::default(),
+        probe_env: nodewarden::probe::ProbeEnv::on_host(args.host_root.as_deref()),
         dbus: Default::default(),
         boot_id_path: PathBuf::from("/proc/sys/kernel/random/boot_id"),
     };

@@ -229,7 +229,7 @@ pub fn run(args: &Args, cmd: &MaintenanceCmd) -> Result<ExitCode> {
             }
             let (obs, _) = nodewarden::probe::look_once(
                 &cfg.runbook.runbook,
-                &nodewarden::probe::ProbeEnv::default(),
+                &nodewarden::probe::ProbeEnv::on_host(args.host_root.as_deref()),
             )
             .await;
             match procedure::end(&c, &obs).await {

@@ -519,6 +519,7 @@ fn pleg_check(journalctl: &Path, sd: FakeSystemd, api: FixedApi) -> PlegCheck {
         ready: api.sources().ready,
         journalctl: journalctl.into(),
         journal_dir: None,
+        host_root: None,
     }
 }
 
@@ -817,6 +818,7 @@ async fn systemd_version_policy_from_os_release_and_package_databases() {
         os_release: os.into(),
         dpkg_status: status.clone(),
         rpm: rpm.into(),
+        host_root: None,
     };
     let c = check(&el7, &old_rpm, "219");
     let o = run_probe(&c, c.settings.timing.timeout, Timestamp::now()).await;
@@ -955,4 +957,45 @@ async fn node_facts_from_systemd_and_procfs() {
 fn probe_trait_objects_are_send_and_sync() {
     fn takes(_: Arc<dyn Probe>) {}
     let _ = takes;
+}
+
+#[test]
+fn host_root_maps_every_host_path_and_only_those() {
+    use nodewarden::probe::ProbeEnv;
+    let d = ProbeEnv::default();
+    for none in [None, Some(Path::new("/"))] {
+        let e = ProbeEnv::on_host(none);
+        assert_eq!(e.host_root, None);
+        assert_eq!(e.os_release, d.os_release);
+        assert_eq!(
+            e.host_path("/run/docker.sock"),
+            Path::new("/run/docker.sock")
+        );
+    }
+    let e = ProbeEnv::on_host(Some(Path::new("/host")));
+    assert_eq!(e.host_root.as_deref(), Some(Path::new("/host")));
+    assert_eq!(e.os_release, Path::new("/host/etc/os-release"));
+    assert_eq!(e.dpkg_status, Path::new("/host/var/lib/dpkg/status"));
+    assert_eq!(
+        e.kubelet_client_cert,
+        Path::new("/host/var/lib/kubelet/pki/kubelet-client-current.pem")
+    );
+    assert_eq!(
+        e.kubeadm_flags,
+        Path::new("/host/var/lib/kubelet/kubeadm-flags.env")
+    );
+    assert_eq!(
+        e.kubelet_config,
+        Path::new("/host/var/lib/kubelet/config.yaml")
+    );
+    assert_eq!(
+        e.host_path("/run/containerd/containerd.sock"),
+        Path::new("/host/run/containerd/containerd.sock")
+    );
+    // the pod's own procfs (hostPID) and kmsg; the tools are run chrooted, by name
+    assert_eq!(e.proc_root, d.proc_root);
+    assert_eq!(e.kmsg, d.kmsg);
+    assert_eq!(e.journalctl, d.journalctl);
+    assert_eq!(e.rpm, d.rpm);
+    assert_eq!(e.host_path("relative"), Path::new("relative"));
 }

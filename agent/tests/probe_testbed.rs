@@ -160,6 +160,7 @@ async fn probes_against_a_real_systemd() {
         os_release: root.join("etc/os-release"),
         dpkg_status: root.join("var/lib/dpkg/status"),
         rpm: "rpm".into(),
+        host_root: None,
     };
     let o = run_probe(&c, c.settings.timing.timeout, Timestamp::now()).await;
     assert_eq!(o.verdict, Verdict::Healthy, "{o:?}");
@@ -176,7 +177,33 @@ async fn probes_against_a_real_systemd() {
         ready: FixedApi::default().sources().ready,
         journalctl: "journalctl".into(),
         journal_dir: Some(root.join("var/log/journal")),
+        host_root: None,
     };
+    // the same through --host-root, as a DaemonSet pod sees the node: the testbed's own
+    // journalctl, run chrooted into the testbed's root (fork → chroot → exec), on its
+    // journal; os-release and dpkg's database read under that root
+    let on_host = ProbeEnv::on_host(Some(&root));
+    let ph = PlegCheck {
+        settings: p.settings.clone(),
+        unit: p.unit.clone(),
+        systemd: sd.clone(),
+        ready: FixedApi::default().sources().ready,
+        journalctl: "journalctl".into(),
+        journal_dir: None,
+        host_root: on_host.host_root.clone(),
+    };
+    let ch = SystemdCheck {
+        settings: probes.systemd.clone(),
+        systemd: sd.clone(),
+        os_release: on_host.os_release.clone(),
+        dpkg_status: on_host.dpkg_status.clone(),
+        rpm: on_host.rpm.clone(),
+        host_root: on_host.host_root.clone(),
+    };
+    assert_eq!(on_host.dpkg_status, root.join("var/lib/dpkg/status"));
+    let o = run_probe(&ch, ch.settings.timing.timeout, Timestamp::now()).await;
+    assert_eq!(o.verdict, Verdict::Healthy, "{o:?}");
+    assert!(o.evidence["package"].starts_with("252"), "{o:?}");
     let failing = until(
         || async {
             run_probe(&p, p.settings.timing.timeout, Timestamp::now())
@@ -194,6 +221,9 @@ async fn probes_against_a_real_systemd() {
         "{}",
         o.summary
     );
+    let oh = run_probe(&ph, ph.settings.timing.timeout, Timestamp::now()).await;
+    assert_eq!(oh.verdict, Verdict::Failing, "through --host-root: {oh:?}");
+    assert!(oh.summary.contains("PLEG last seen active 3m"), "{oh:?}");
     // a restart ends the stall (the fake stops logging) and the journal since then is clean
     tb.set_ctl("kubelet.pleg", "off");
     tb.exec_ok(&["systemctl", "restart", "kubelet.service"]);

@@ -9,8 +9,43 @@
 //!   `dlopen`s an NSS module from the host's (different) glibc, which aborts the process
 //!   (`_dl_call_libc_early_init: Assertion 'sym != NULL' failed`, seen with Debian 11's
 //!   `libnss_hesiod.so.2`; packaging/check-static.sh reproduces it).
+//! * [`chroot_before_exec`]: a child process (the host's `journalctl`, `rpm`) that runs
+//!   inside the host's root tree when the agent runs in a pod with the host's `/` mounted
+//!   (`--host-root`): fork → chroot(2) + chdir(2) → exec. `std`/`tokio` offer the hook only
+//!   as the `unsafe` `pre_exec`.
 
+use std::ffi::CString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Make `cmd`'s child chroot(2) into `root` and chdir(2) to its `/` after fork and before
+/// exec, so that the program and everything it opens are the host's. Needs
+/// `CAP_SYS_CHROOT` (the DaemonSet grants only that). The program is looked up (PATH)
+/// after the chroot, inside `root`.
+pub fn chroot_before_exec(cmd: &mut tokio::process::Command, root: &Path) -> io::Result<()> {
+    let dir = CString::new(root.as_os_str().as_bytes())?;
+    let hook = move || -> io::Result<()> {
+        // SAFETY: `dir` is a valid NUL-terminated string owned by this closure, made before
+        // the fork; chroot(2) only reads it.
+        if unsafe { libc::chroot(dir.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a static NUL-terminated string; chdir(2) only reads it.
+        if unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed: it calls chroot(2) and chdir(2) (both async-signal-safe system
+    // calls) on memory prepared before the fork, and reads errno on failure; it allocates
+    // nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+    Ok(())
+}
 
 /// In a statically linked binary, make host-name lookups use only the NSS modules built
 /// into this glibc (`files`, `dns`: /etc/hosts, then /etc/resolv.conf), whatever the

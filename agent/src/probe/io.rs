@@ -360,9 +360,34 @@ pub async fn run_lines(
     program: &Path,
     args: &[&str],
     deadline: Duration,
+    on_line: impl FnMut(&str),
+) -> Result<Finished, CallError> {
+    run_lines_in(None, program, args, deadline, on_line).await
+}
+
+/// The PATH a host tool is looked up in inside the host's root (the pod's own PATH
+/// describes the image, not the host).
+const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// [`run_lines`], with the child chrooted into `root` first when there is one: the host's
+/// own tool, reading the host's files (`--host-root`, a DaemonSet; see
+/// docs/architecture.md).
+pub async fn run_lines_in(
+    root: Option<&Path>,
+    program: &Path,
+    args: &[&str],
+    deadline: Duration,
     mut on_line: impl FnMut(&str),
 ) -> Result<Finished, CallError> {
-    let mut child = tokio::process::Command::new(program)
+    let mut cmd = tokio::process::Command::new(program);
+    if let Some(r) = root {
+        crate::sys::chroot_before_exec(&mut cmd, r).map_err(|source| CallError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+        cmd.env("PATH", HOST_PATH);
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -419,8 +444,18 @@ pub async fn run_output(
     args: &[&str],
     deadline: Duration,
 ) -> Result<(Finished, String), CallError> {
+    run_output_in(None, program, args, deadline).await
+}
+
+/// [`run_output`], chrooted into `root` when there is one (see [`run_lines_in`]).
+pub async fn run_output_in(
+    root: Option<&Path>,
+    program: &Path,
+    args: &[&str],
+    deadline: Duration,
+) -> Result<(Finished, String), CallError> {
     let mut out = String::new();
-    let f = run_lines(program, args, deadline, |l| {
+    let f = run_lines_in(root, program, args, deadline, |l| {
         if out.len() < (1 << 20) {
             out.push_str(l);
             out.push('\n');

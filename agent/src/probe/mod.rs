@@ -29,7 +29,7 @@ pub mod version;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,6 +175,42 @@ pub struct ProbeEnv {
     pub dbus_address: Option<String>,
     /// Kernel clock state (adjtimex).
     pub kernel_clock: Arc<dyn KernelClockSource>,
+    /// The host's root directory when the agent does not run in it (a DaemonSet pod with
+    /// the host's `/` mounted read-only at `/host`): the host's tools (`journalctl`,
+    /// `rpm`) run chrooted there, and the files and sockets above are looked up under it.
+    /// `None`: the agent runs on the host (the systemd unit).
+    pub host_root: Option<PathBuf>,
+}
+
+impl ProbeEnv {
+    /// The default places, under `root` when it is given and not `/` (`--host-root`).
+    /// `/proc` stays the pod's own: with `hostPID` it shows the host's processes, and
+    /// `/dev/kmsg` is a device the pod gets or does not.
+    pub fn on_host(root: Option<&Path>) -> ProbeEnv {
+        let d = ProbeEnv::default();
+        let Some(r) = root.filter(|r| *r != Path::new("/")) else {
+            return d;
+        };
+        let host_root = Some(r.to_path_buf());
+        let env = ProbeEnv { host_root, ..d };
+        ProbeEnv {
+            os_release: env.host_path(&env.os_release),
+            dpkg_status: env.host_path(&env.dpkg_status),
+            kubelet_client_cert: env.host_path(&env.kubelet_client_cert),
+            kubeadm_flags: env.host_path(&env.kubeadm_flags),
+            kubelet_config: env.host_path(&env.kubelet_config),
+            ..env
+        }
+    }
+
+    /// `p` as the probes must open it: under the host root when there is one.
+    pub fn host_path(&self, p: impl AsRef<Path>) -> PathBuf {
+        let p = p.as_ref();
+        match &self.host_root {
+            Some(r) if p.is_absolute() => r.join(p.strip_prefix("/").unwrap_or(p)),
+            _ => p.to_path_buf(),
+        }
+    }
 }
 
 impl Default for ProbeEnv {
@@ -192,6 +228,7 @@ impl Default for ProbeEnv {
             kubelet_config: "/var/lib/kubelet/config.yaml".into(),
             dbus_address: None,
             kernel_clock: Arc::new(clock::Adjtimex),
+            host_root: None,
         }
     }
 }
@@ -213,8 +250,8 @@ impl ProbeSet {
         let kubelet_unit = settings.kubelet.unit.clone();
         let detector = Arc::new(runtime::Detector {
             setting: settings.runtime.runtime,
-            docker_socket: settings.runtime.docker_socket.clone().into(),
-            containerd_socket: settings.runtime.containerd_socket.clone().into(),
+            docker_socket: env.host_path(&settings.runtime.docker_socket),
+            containerd_socket: env.host_path(&settings.runtime.containerd_socket),
             kubelet_unit: kubelet_unit.clone(),
             proc_root: env.proc_root.clone(),
             kubeadm_flags: env.kubeadm_flags.clone(),
@@ -238,6 +275,7 @@ impl ProbeSet {
                     ready: api.ready.clone(),
                     journalctl: env.journalctl.clone(),
                     journal_dir: env.journal_dir.clone(),
+                    host_root: env.host_root.clone(),
                 }),
                 settings.pleg.timing,
             ),
@@ -267,6 +305,7 @@ impl ProbeSet {
                     os_release: env.os_release.clone(),
                     dpkg_status: env.dpkg_status.clone(),
                     rpm: env.rpm.clone(),
+                    host_root: env.host_root.clone(),
                 }),
                 settings.systemd.timing,
             ),
@@ -380,8 +419,8 @@ pub async fn node_facts(
     let p = &runbook.spec.probes.runtime;
     let detector = runtime::Detector {
         setting: p.runtime,
-        docker_socket: p.docker_socket.clone().into(),
-        containerd_socket: p.containerd_socket.clone().into(),
+        docker_socket: env.host_path(&p.docker_socket),
+        containerd_socket: env.host_path(&p.containerd_socket),
         kubelet_unit: runbook.spec.probes.kubelet.unit.clone(),
         proc_root: env.proc_root.clone(),
         kubeadm_flags: env.kubeadm_flags.clone(),

@@ -191,6 +191,9 @@ pub struct PlegCheck {
     pub journalctl: PathBuf,
     /// `journalctl -D DIR` (tests, or a node's journal mounted elsewhere); `None` = the system journal.
     pub journal_dir: Option<PathBuf>,
+    /// Run `journalctl` chrooted into this directory: the host's own journalctl on the
+    /// host's journal, from a pod with the host's root mounted (`--host-root`).
+    pub host_root: Option<PathBuf>,
 }
 
 impl PlegCheck {
@@ -249,7 +252,14 @@ impl PlegCheck {
                 "-q",
             ]);
             let left = deadline.saturating_sub(started.elapsed());
-            let r = io::run_lines(&self.journalctl, &args, left, |l| scan.feed_json(l)).await;
+            let r = io::run_lines_in(
+                self.host_root.as_deref(),
+                &self.journalctl,
+                &args,
+                left,
+                |l| scan.feed_json(l),
+            )
+            .await;
             (scan, r)
         };
         let ready = async {

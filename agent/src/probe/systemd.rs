@@ -249,16 +249,26 @@ pub struct SystemdCheck {
     pub os_release: PathBuf,
     pub dpkg_status: PathBuf,
     pub rpm: PathBuf,
+    /// Run `rpm` chrooted into this directory (the host's rpm on the host's database,
+    /// `--host-root`).
+    pub host_root: Option<PathBuf>,
 }
 
 impl SystemdCheck {
     async fn read_os_release(&self) -> Result<String, String> {
         match tokio::fs::read_to_string(&self.os_release).await {
             Ok(s) => Ok(s),
-            Err(e) if self.os_release == Path::new("/etc/os-release") => {
-                tokio::fs::read_to_string("/usr/lib/os-release")
+            Err(e) if self.os_release.ends_with("etc/os-release") => {
+                // os-release(5): /etc/os-release, else /usr/lib/os-release (same root)
+                let fallback = self
+                    .os_release
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("/"))
+                    .join("usr/lib/os-release");
+                tokio::fs::read_to_string(fallback)
                     .await
-                    .map_err(|_| format!("cannot read /etc/os-release: {e}"))
+                    .map_err(|_| format!("cannot read {}: {e}", self.os_release.display()))
             }
             Err(e) => Err(format!("cannot read {}: {e}", self.os_release.display())),
         }
@@ -279,7 +289,8 @@ impl SystemdCheck {
                 })
             }
             Some(Scheme::Rpm) => {
-                let (f, out) = io::run_output(
+                let (f, out) = io::run_output_in(
+                    self.host_root.as_deref(),
                     &self.rpm,
                     &["-q", "--qf", "%{EPOCH}:%{VERSION}-%{RELEASE}\\n", "systemd"],
                     deadline,
