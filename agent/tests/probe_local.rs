@@ -999,3 +999,36 @@ fn host_root_maps_every_host_path_and_only_those() {
     assert_eq!(e.rpm, d.rpm);
     assert_eq!(e.host_path("relative"), Path::new("relative"));
 }
+
+#[test]
+fn host_root_resolves_directory_symlinks_inside_the_root() {
+    use nodewarden::probe::ProbeEnv;
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    std::fs::create_dir_all(r.join("run/containerd")).unwrap();
+    std::fs::create_dir_all(r.join("var/lib/kubelet")).unwrap();
+    // Debian: /var/run -> /run (absolute), an absolute link that must stay in the root
+    std::os::unix::fs::symlink("/run", r.join("var/run")).unwrap();
+    // a relative link with .., and a loop
+    std::os::unix::fs::symlink("../run/containerd", r.join("var/cd")).unwrap();
+    std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
+    let e = ProbeEnv::on_host(Some(r));
+    assert_eq!(
+        e.host_path("/var/run/docker.sock"),
+        r.join("run/docker.sock")
+    );
+    assert_eq!(
+        e.host_path("/var/cd/containerd.sock"),
+        r.join("run/containerd/containerd.sock")
+    );
+    assert_eq!(e.host_path("/run/x.sock"), r.join("run/x.sock"));
+    // the last component is never followed (a socket or a link that may change)
+    assert_eq!(e.host_path("/var/run"), r.join("var/run"));
+    // a loop ends, inside the root
+    assert!(e.host_path("/loop/x").starts_with(r));
+    // .. never climbs out of the root
+    assert_eq!(
+        e.host_path("/../../etc/os-release"),
+        r.join("etc/os-release")
+    );
+}

@@ -203,14 +203,58 @@ impl ProbeEnv {
         }
     }
 
-    /// `p` as the probes must open it: under the host root when there is one.
+    /// `p` as the probes must open it: under the host root when there is one, with the
+    /// symlinks of its directories resolved inside that root as a chroot would (Debian's
+    /// `/var/run` → `/run` is absolute and would otherwise lead into the pod's own tree).
+    /// The last component is left alone: a socket may appear later, a link may change.
     pub fn host_path(&self, p: impl AsRef<Path>) -> PathBuf {
         let p = p.as_ref();
         match &self.host_root {
-            Some(r) if p.is_absolute() => r.join(p.strip_prefix("/").unwrap_or(p)),
+            Some(r) if p.is_absolute() => under_root(r, p),
             _ => p.to_path_buf(),
         }
     }
+}
+
+/// `p` (absolute) under `root`, directory symlinks resolved inside `root`. Reads link
+/// targets only (readlink on the local root, once at start-up); at most 40 hops, like
+/// the kernel's limit, then the rest is taken literally.
+fn under_root(root: &Path, p: &Path) -> PathBuf {
+    use std::ffi::OsString;
+    use std::path::Component;
+    let parts = |q: &Path| -> Vec<OsString> {
+        q.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .rev()
+            .collect()
+    };
+    let mut todo = parts(p);
+    let mut out = PathBuf::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let cand = out.join(&c);
+        if !todo.is_empty()
+            && hops < 40
+            && let Ok(t) = std::fs::read_link(root.join(&cand))
+        {
+            hops += 1;
+            if t.is_absolute() {
+                out = PathBuf::new();
+            }
+            todo.extend(parts(&t));
+            continue;
+        }
+        out = cand;
+    }
+    root.join(out)
 }
 
 impl Default for ProbeEnv {
