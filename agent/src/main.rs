@@ -12,7 +12,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // the static build (packaging/build-static.sh) must not load the host's NSS modules
-    nodewarden::sys::pin_static_nss();
+    nodewarden::host::sys::pin_static_nss();
     let args = match cli::Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

@@ -5,7 +5,8 @@
 
 pub mod exec;
 pub mod notify;
-/// The only `unsafe` in the crate (adjtimex); see the module's safety notes.
+/// The only `unsafe` in the crate (adjtimex, the static build's NSS pin, chroot before
+/// exec for --host-root); see the module's safety notes.
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;

@@ -381,7 +381,7 @@ pub async fn run_lines_in(
 ) -> Result<Finished, CallError> {
     let mut cmd = tokio::process::Command::new(program);
     if let Some(r) = root {
-        crate::sys::chroot_before_exec(&mut cmd, r).map_err(|source| CallError::Spawn {
+        crate::host::sys::chroot_before_exec(&mut cmd, r).map_err(|source| CallError::Spawn {
             program: program.display().to_string(),
             source,
         })?;
