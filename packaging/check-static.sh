@@ -20,9 +20,12 @@ ROOT=$(pwd)
 say() { echo "[check-static] $*"; }
 fail() { echo "[check-static] FAIL: $*" >&2; exit 1; }
 
-if ! command -v file >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt-get install -y -q --no-install-recommends file >/dev/null \
-    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends file >/dev/null; }
+need=()
+command -v file >/dev/null || need+=(file)
+command -v python3 >/dev/null || need+=(python3)
+if [ "${#need[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; }
 fi
 f=$(file -b "$BIN")
 say "file: $f"
