@@ -1,7 +1,7 @@
 //! `nodewarden-fleetsim`: many real agents against one fake API server.
 //!
 //! `cargo bench -p nodewarden --bench fleetsim -- [--agents N] [--scenario
-//! all|steady|spread|storm|api-outage|partition] [--quick] [--verbose]`
+//! all|steady|spread|storm|api-outage|partition|outdated] [--quick] [--verbose]`
 //!
 //! Prints the figures of each scenario with its requirement checks and exits
 //! 1 when a check fails. See docs/fleet.md.
@@ -41,6 +41,7 @@ fn main() -> std::process::ExitCode {
         "storm",
         "api-outage",
         "partition",
+        "outdated",
     ];
     if !known.contains(&scenario.as_str()) {
         eprintln!("--scenario must be one of {}", known.join("|"));
@@ -115,6 +116,10 @@ async fn run(agents: usize, scenario: &str, quick: bool) -> anyhow::Result<bool>
     }
     if want("partition") {
         reports.push(f.partition(&sc, settings.partitioned).await);
+        println!("{}", reports[reports.len() - 1].render());
+    }
+    if want("outdated") {
+        reports.push(f.outdated(&sc).await);
         println!("{}", reports[reports.len() - 1].render());
     }
     f.stop().await;

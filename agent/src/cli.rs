@@ -442,6 +442,19 @@ fn check(args: &Args) -> Result<ExitCode> {
                 println!("{:<30}   {k}: {}", "", nodewarden::text::printable(v));
             }
         }
+        let reported: Vec<&str> = obs
+            .iter()
+            .filter(|o| {
+                o.problem.report_only() && o.verdict == nodewarden::health::Verdict::Failing
+            })
+            .map(|o| o.problem.as_str())
+            .collect();
+        if !reported.is_empty() {
+            println!(
+                "report-only (shown, never remediated: no episode, no cordon, not counted by any storm gate): {}",
+                reported.join(", ")
+            );
+        }
         let skipped: Vec<&str> = nodewarden::model::Problem::ALL
             .iter()
             .filter(|p| !obs.iter().any(|o| o.problem == **p))
@@ -538,6 +551,12 @@ fn status(args: &Args) -> Result<ExitCode> {
                 println!("  EXHAUSTED at {}: {}", x.at, p(&x.reason));
             }
         }
+    }
+    for (p, r) in &ledger.reported {
+        println!(
+            "reported: {p} since {} (report-only: no episode, not counted by any storm gate): {}",
+            r.since, r.summary
+        );
     }
     match &ledger.cordon {
         None => println!("cordon: none recorded"),

@@ -38,6 +38,8 @@ pub struct Agent<A, C, L> {
     /// The last ledger write failed with this error: the in-memory ledger is
     /// ahead of the file, and nothing is planned or done until a write succeeds.
     unsaved: Option<String>,
+    /// Report-only problems active at the previous tick (their Events are sent on change).
+    reported: BTreeSet<Problem>,
 }
 
 impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
@@ -99,6 +101,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             store,
             last: None,
             unsaved,
+            reported: BTreeSet::new(),
         })
     }
 
@@ -240,7 +243,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             log_decision(&decision, &findings);
             self.last = Some(text);
         }
-        let active: BTreeSet<Problem> = findings.active_set();
+        let active: BTreeSet<Problem> = findings.remediable_set();
         let executed = execute(
             &decision,
             &active,
@@ -259,6 +262,39 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             // Re-log the next decision even if it reads the same.
             self.last = None;
         }
+        let notices =
+            crate::report::reported::changes(&self.reported, &findings, &self.runbook.runbook);
+        if !notices.is_empty() {
+            // Kept in the ledger for `status` only: it opens nothing.
+            self.ledger.reported = findings
+                .active
+                .iter()
+                .filter(|(p, _)| p.report_only())
+                .map(|(p, f)| {
+                    (
+                        *p,
+                        crate::ledger::ReportedRecord {
+                            since: f.since,
+                            summary: crate::ledger::bounded(&f.summary),
+                        },
+                    )
+                })
+                .collect();
+            self.store
+                .save(&self.ledger)
+                .map_err(|e| self.failed_write(LedgerWriteError(e)))?;
+        }
+        for n in notices {
+            tracing::info!(
+                problem = %n.problem,
+                raised = n.raised,
+                report_only = true,
+                "{}",
+                n.message
+            );
+            self.act.report(n.report()).await;
+        }
+        self.reported = findings.reported_set();
         Ok(Tick {
             now,
             findings,

@@ -361,7 +361,7 @@ impl DryRun<'_> {
                 done: Vec::new(),
                 if_fixed: None,
             };
-            let active: BTreeSet<Problem> = findings.active_set();
+            let active: BTreeSet<Problem> = findings.remediable_set();
             if let Decision::Act(a) = &decision {
                 entry.gates = self.gates(a, &cluster);
                 if let Some((_, step)) = self.runbook.step(&a.step)
@@ -449,7 +449,12 @@ impl DryRun<'_> {
                         "{} reported; nothing more to do",
                         problems
                             .iter()
-                            .map(|p| p.as_str())
+                            .map(|p| match crate::report::reported::advice(self.runbook, *p) {
+                                Some(a) if p.report_only() => format!(
+                                    "{p} (report-only: no episode, no cordon, not counted by any storm gate; {a})"
+                                ),
+                                _ => p.to_string(),
+                            })
                             .collect::<Vec<_>>()
                             .join(", ")
                     );

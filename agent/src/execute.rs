@@ -75,6 +75,13 @@ pub async fn execute<A: Actuators, L: LedgerSink, C: Clock>(
     clock: &C,
 ) -> Result<Executed, LedgerWriteError> {
     let mut out = Executed::default();
+    // An episode is never about a report-only problem, whatever the caller passed.
+    let remediable: BTreeSet<Problem> = active
+        .iter()
+        .copied()
+        .filter(|p| !p.report_only())
+        .collect();
+    let active = &remediable;
     match decision {
         Decision::Act(a) => {
             ledger.ensure_episode(active, clock.now());

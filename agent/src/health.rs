@@ -89,6 +89,29 @@ impl Findings {
     pub fn active_set(&self) -> BTreeSet<Problem> {
         self.active.keys().copied().collect()
     }
+
+    /// Active problems nodewarden remediates: the ones an episode is about.
+    pub fn remediable_set(&self) -> BTreeSet<Problem> {
+        self.active
+            .keys()
+            .copied()
+            .filter(|p| !p.report_only())
+            .collect()
+    }
+
+    /// Active report-only problems (see [`Problem::report_only`]).
+    pub fn reported_set(&self) -> BTreeSet<Problem> {
+        self.active
+            .keys()
+            .copied()
+            .filter(|p| p.report_only())
+            .collect()
+    }
+
+    /// Whether a remediable problem is failing but not yet confirmed.
+    pub fn remediable_pending(&self) -> bool {
+        self.pending.keys().any(|p| !p.report_only())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

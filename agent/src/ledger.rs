@@ -14,7 +14,7 @@
 //! an episode keeps at most [`MAX_ATTEMPTS`] attempts, so the agent cannot grow
 //! its own ledger past the size it would refuse to read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,18 @@ pub struct Ledger {
     /// salvaged: the reboot cap counts as spent for one window from `at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reboot_history_lost: Option<HistoryLost>,
+    /// Report-only problems active when the daemon last looked (for `status`).
+    /// Never an episode: see `Problem::report_only`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reported: BTreeMap<Problem, ReportedRecord>,
+}
+
+/// A report-only finding as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedRecord {
+    pub since: Timestamp,
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +112,7 @@ impl Default for Ledger {
             closed: Vec::new(),
             maintenance: None,
             reboot_history_lost: None,
+            reported: BTreeMap::new(),
         }
     }
 }

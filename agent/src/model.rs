@@ -50,6 +50,24 @@ impl Problem {
         Problem::SystemdOutdated,
     ];
 
+    /// A report-only problem is shown — its own NodeCondition, `check`,
+    /// `status`, `dry-run`, a `ProblemReported` Event — and never remediated
+    /// automatically: it never opens a remediation episode, so it never sets
+    /// `NodewardenRemediating` and never counts toward any node's storm gate.
+    /// Its fix is a person's (`nodewarden maintenance start`), and a fleet
+    /// where many nodes share it (one distro's systemd) must not hold every
+    /// other node's repairs. The planner, the executor, the daemon's
+    /// conditions and the runbook validation all ask this one function.
+    pub const fn report_only(self) -> bool {
+        match self {
+            Problem::SystemdOutdated => true,
+            Problem::KubeletUnhealthy
+            | Problem::PlegUnhealthy
+            | Problem::ContainerRuntimeUnresponsive
+            | Problem::ClockSkewed => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Problem::KubeletUnhealthy => "KubeletUnhealthy",

@@ -103,6 +103,7 @@ pub enum Decision {
         reason: String,
     },
     /// Only problems the runbook reports (no fix) remain; nothing more to do.
+    /// Report-only problems (`Problem::report_only`) always end here, with no episode.
     Monitoring {
         problems: BTreeSet<Problem>,
     },
@@ -222,6 +223,13 @@ impl fmt::Display for Decision {
                 }
                 Ok(())
             }
+            Decision::Monitoring { problems } if problems.iter().all(|p| p.report_only()) => {
+                write!(
+                    f,
+                    "monitoring: {} reported; report-only: no remediation episode, not counted by any storm gate; a person schedules the fix",
+                    join(problems)
+                )
+            }
             Decision::Monitoring { problems } => {
                 write!(
                     f,
@@ -264,7 +272,9 @@ pub fn plan(i: &Inputs) -> Decision {
         };
     }
 
-    let active = i.findings.active_set();
+    // Report-only problems never open an episode (see `Problem::report_only`):
+    // the ladder only ever sees the problems nodewarden remediates.
+    let active = i.findings.remediable_set();
     if active.is_empty() {
         return plan_recovery(i);
     }
@@ -696,6 +706,10 @@ fn plan_recovery(i: &Inputs) -> Decision {
         .as_ref()
         .is_some_and(|c| c.by_us && !c.handed_over);
     if ledger.episode.is_none() && !cordon_ours && ledger.slot.is_none() {
+        let reported = i.findings.reported_set();
+        if !i.findings.remediable_pending() && !reported.is_empty() {
+            return Decision::Monitoring { problems: reported };
+        }
         if i.findings.pending.is_empty() {
             return Decision::Idle;
         }

@@ -424,7 +424,9 @@ impl Views for Wired {
 
     fn published(&self, tick: &Tick, ledger: &Ledger, runbook: &Runbook) {
         let f = &tick.findings;
-        let open = ledger.episode.is_some() || !f.active.is_empty() || !f.pending.is_empty();
+        // Report-only findings never need the slots or the fleet view.
+        let open =
+            ledger.episode.is_some() || !f.remediable_set().is_empty() || f.remediable_pending();
         let wanted = (
             need_of(&tick.decision, ledger, open),
             runbook.spec.safety.storm_gate,

@@ -418,3 +418,62 @@ async fn maintenance_pauses_remediation_and_is_mirrored_into_the_ledger() {
     assert!(matches!(t.decision, Decision::Act(_)), "{}", t.decision);
     assert_eq!(act.calls(), ["restart kubelet.service"]);
 }
+
+#[tokio::test]
+async fn an_outdated_systemd_is_reported_once_and_never_opens_an_episode() {
+    let clock = ManualClock::new(t0());
+    let act = RecordingActuators::new();
+    let saved = Saved::default();
+    let mut agent = Agent::new(
+        default_runbook(),
+        Ledger::default(),
+        Some("boot-0"),
+        &act,
+        &clock,
+        &saved,
+    )
+    .unwrap();
+    // A storm-gate-closed fleet and no API: neither matters to a report-only problem.
+    let mut cluster = ClusterView::calm(10);
+    cluster.api_reachable = false;
+    let facts = facts();
+    for _ in 0..5 {
+        feed(
+            &mut agent,
+            &clock,
+            Problem::SystemdOutdated,
+            Verdict::Failing,
+        );
+        let t = agent.tick(&cluster, &facts).await.unwrap();
+        assert!(
+            matches!(t.decision, Decision::Monitoring { .. }),
+            "{}",
+            t.decision
+        );
+        assert!(agent.ledger().episode.is_none());
+        clock.advance(Dur::from_secs(3600));
+    }
+    assert!(act.calls().is_empty(), "{:?}", act.calls());
+    let reasons: Vec<String> = act.reports().iter().map(|r| r.reason.clone()).collect();
+    assert_eq!(reasons, ["ProblemReported"]);
+    assert!(
+        agent
+            .ledger()
+            .reported
+            .contains_key(&Problem::SystemdOutdated),
+        "status shows it from the ledger"
+    );
+    assert!(saved.0.borrow().iter().all(|l| l.episode.is_none()));
+
+    feed(
+        &mut agent,
+        &clock,
+        Problem::SystemdOutdated,
+        Verdict::Healthy,
+    );
+    let t = agent.tick(&cluster, &facts).await.unwrap();
+    assert_eq!(t.decision, Decision::Idle);
+    assert!(agent.ledger().reported.is_empty());
+    let reasons: Vec<String> = act.reports().iter().map(|r| r.reason.clone()).collect();
+    assert_eq!(reasons, ["ProblemReported", "ProblemCleared"]);
+}

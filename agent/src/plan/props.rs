@@ -430,6 +430,7 @@ fn run(ticks: &[Tick]) -> (World, Ledger) {
             _ => {}
         }
         let active: BTreeSet<Problem> = findings.active_set();
+        let had_episode = ledger.episode.is_some();
         futures::executor::block_on(execute(
             &decision,
             &active,
@@ -439,6 +440,17 @@ fn run(ticks: &[Tick]) -> (World, Ledger) {
             &fake,
         ))
         .unwrap();
+        // Report-only problems never open an episode nor join one.
+        if let Some(ep) = &ledger.episode {
+            assert!(
+                ep.problems.iter().all(|p| !p.report_only()),
+                "an episode about a report-only problem: {ep:?}"
+            );
+            assert!(
+                had_episode || !findings.remediable_set().is_empty(),
+                "an episode opened for report-only findings alone: {decision}"
+            );
+        }
         let boot = format!("boot-{}", fake.w.lock().unwrap().boot);
         ledger.reconcile_boot(&boot, fake.now());
         fake.w.lock().unwrap().now += tk.advance;

@@ -514,13 +514,69 @@ fn clock_skew_restarts_time_sync_and_never_reboots() {
 }
 
 #[test]
-fn outdated_systemd_is_reported_then_monitored() {
-    let a = act(W::new().active(&[SD]).plan());
-    assert_eq!(a.step, "report-outdated-systemd");
-    let w = W::new()
-        .active(&[SD])
-        .ran("report-outdated-systemd", 1_000, Outcome::Succeeded);
+fn outdated_systemd_is_report_only_and_opens_no_episode() {
+    // Monitored at once: no step (not even its report step) runs as an episode step.
+    let d = W::new().active(&[SD]).plan();
+    assert_eq!(
+        d,
+        Decision::Monitoring {
+            problems: [SD].into()
+        }
+    );
+    assert!(d.to_string().contains("report-only"), "{d}");
+    // Whatever the storm gate and the slots say: nothing to hold, nothing to take.
+    let mut w = W::new().active(&[SD]);
+    w.cluster.fleet = Some(FleetView {
+        other_nodes: 10,
+        other_unhealthy: 10,
+    });
+    w.cluster.slot = SlotView::Unknown;
+    w.cluster.api_reachable = false;
     assert!(matches!(w.plan(), Decision::Monitoring { .. }));
+    // A remediable problem that is still pending comes first.
+    let mut w = W::new().active(&[SD]);
+    w.findings.pending.insert(K, t(20_000));
+    assert!(matches!(w.plan(), Decision::Pending { .. }));
+}
+
+#[test]
+fn a_report_only_problem_beside_a_real_one_is_left_out_of_the_episode() {
+    let a = act(W::new().active(&[K, SD]).plan());
+    assert_eq!(a.step, "restart-kubelet");
+    assert_eq!(a.problems, [K].into());
+    // The real problem clears while systemd stays outdated: the episode closes.
+    let w = W::new()
+        .active(&[K])
+        .ran("restart-kubelet", 1_000, Outcome::Succeeded);
+    let mut w = W {
+        findings: Findings::default(),
+        ..w
+    }
+    .active(&[SD]);
+    w.now = t(2_000);
+    assert!(
+        matches!(w.plan(), Decision::Recovered { .. }),
+        "{}",
+        w.plan()
+    );
+}
+
+#[test]
+fn a_ladder_step_for_a_report_only_problem_is_rejected() {
+    let yaml = crate::runbook::DEFAULT_YAML.replace(
+        "      when: [SystemdOutdated]\n      action:\n        report:",
+        "      when: [SystemdOutdated]\n      action:\n        exec: {argv: [/usr/bin/yum, -y, update, systemd]}\n        report:",
+    );
+    assert_ne!(yaml, crate::runbook::DEFAULT_YAML);
+    let yaml = yaml.replace(
+        "        exec: {argv: [/usr/bin/yum, -y, update, systemd]}\n        report:\n          message: systemd is older than this distro's minimum; schedule an upgrade (nodewarden maintenance start)\n",
+        "        exec: {argv: [/usr/bin/yum, -y, update, systemd]}\n      verify: 1m\n",
+    );
+    let err = match parse("rb.yaml", &yaml) {
+        Ok(_) => panic!("a ladder step for SystemdOutdated must be rejected"),
+        Err(e) => format!("{e:?}"),
+    };
+    assert!(err.contains("SystemdOutdated is report-only"), "{err}");
 }
 
 #[test]

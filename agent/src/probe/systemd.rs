@@ -478,15 +478,32 @@ mod tests {
         // an el7 minimum cannot be checked without the package
         let (v, _, _) = judge(&found("219", el7, None), &mins());
         assert_eq!(v, Verdict::Unknown);
+        // No generic floor by default: the distros that ship an older systemd
+        // than 244 (Debian 10, EL8, Ubuntu 18.04, Amazon Linux 2) are healthy.
         let deb = "ID=debian\nVERSION_ID=\"10\"\n";
-        let (v, _, m) = judge(&found("241", deb, Some("241-7~deb10u10")), &mins());
+        let el8 = "ID=\"rhel\"\nVERSION_ID=\"8.10\"\n";
+        let bionic = "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"18.04\"\n";
+        let al2 = "NAME=\"Amazon Linux\"\nID=\"amzn\"\nID_LIKE=\"centos rhel fedora\"\nVERSION_ID=\"2\"\n";
+        for (os, mgr, pkg) in [
+            (deb, "241", "241-7~deb10u10"),
+            (el8, "239 (239-82.el8)", "239-82.el8"),
+            (bionic, "237", "237-3ubuntu10.57"),
+            (al2, "219", "219-78.amzn2.0.22"),
+        ] {
+            let (v, s, m) = judge(&found(mgr, os, Some(pkg)), &mins());
+            assert_eq!(v, Verdict::Healthy, "{os}: {s}");
+            assert_eq!(m, None, "{os}");
+        }
+        // A runbook may still set its own floor.
+        let floor = vec![SystemdMinimum {
+            distro: "default".into(),
+            version: "244".into(),
+        }];
+        let (v, _, m) = judge(&found("241", deb, Some("241-7~deb10u10")), &floor);
         assert_eq!(v, Verdict::Failing);
         assert_eq!(m.as_deref(), Some("default: 244"));
-        let (v, _, _) = judge(&found("252.33-1~deb12u1", deb, None), &mins());
+        let (v, _, _) = judge(&found("252.33-1~deb12u1", deb, None), &floor);
         assert_eq!(v, Verdict::Healthy);
-        let el8 = "ID=\"rhel\"\nVERSION_ID=\"8.10\"\n";
-        let (v, s, _) = judge(&found("239 (239-82.el8)", el8, Some("239-82.el8")), &mins());
-        assert_eq!(v, Verdict::Failing, "{s}");
         // a dpkg distro minimum uses dpkg ordering
         let m = vec![SystemdMinimum {
             distro: "ubuntu".into(),
