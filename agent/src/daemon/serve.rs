@@ -237,6 +237,20 @@ impl ReadyConditionSource for WatchedReady {
                 .and_then(|c| c.message))
         })
     }
+    fn node_info(&self) -> ApiFuture<'_, (String, String)> {
+        let snap = self.0.borrow().clone();
+        Box::pin(async move {
+            if snap.stale {
+                return Err("the node watch is not current".into());
+            }
+            let info = snap
+                .obj
+                .and_then(|n| n.status)
+                .and_then(|s| s.node_info)
+                .ok_or("the node has not been seen")?;
+            Ok((info.container_runtime_version, info.kubelet_version))
+        })
+    }
 }
 
 /// The API server's `Date` header from `GET /version` (any status carries it).
@@ -998,7 +1012,10 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
         None => {
             let set = ProbeSet::new(
                 &rb.spec.probes,
-                &cfg.probe_env,
+                &ProbeEnv {
+                    node_info: Some(api_sources.ready.clone()),
+                    ..cfg.probe_env.clone()
+                },
                 systemd.clone(),
                 api_sources.clone(),
             );
@@ -1022,7 +1039,10 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
         node_rx,
         refreshed,
         wanted: wanted_tx,
-        env: cfg.probe_env.clone(),
+        env: ProbeEnv {
+            node_info: Some(api_sources.ready.clone()),
+            ..cfg.probe_env.clone()
+        },
         systemd: systemd.clone(),
         conditions_tx,
         metrics,

@@ -20,6 +20,7 @@
 pub mod clock;
 pub mod io;
 pub mod kubelet;
+pub mod layout;
 pub mod pleg;
 pub mod runtime;
 pub mod systemd;
@@ -175,6 +176,14 @@ pub struct ProbeEnv {
     pub dbus_address: Option<String>,
     /// Kernel clock state (adjtimex).
     pub kernel_clock: Arc<dyn KernelClockSource>,
+    /// Other EnvironmentFiles of the kubelet unit (`/etc/sysconfig/kubelet`, `/etc/default/kubelet`).
+    pub kubelet_env_files: Vec<PathBuf>,
+    /// CRI-O's socket.
+    pub crio_socket: PathBuf,
+    /// cri-dockerd's CRI socket.
+    pub cri_dockerd_socket: PathBuf,
+    /// The Node's nodeInfo (the daemon's node watch); `None` in `check` and `dry-run`.
+    pub node_info: Option<Arc<dyn ReadyConditionSource>>,
     /// The host's root directory when the agent does not run in it (a DaemonSet pod with
     /// the host's `/` mounted read-only at `/host`): the host's tools (`journalctl`,
     /// `rpm`) run chrooted there, and the files and sockets above are looked up under it.
@@ -199,6 +208,13 @@ impl ProbeEnv {
             kubelet_client_cert: env.host_path(&env.kubelet_client_cert),
             kubeadm_flags: env.host_path(&env.kubeadm_flags),
             kubelet_config: env.host_path(&env.kubelet_config),
+            kubelet_env_files: env
+                .kubelet_env_files
+                .iter()
+                .map(|f| env.host_path(f))
+                .collect(),
+            crio_socket: env.host_path(&env.crio_socket),
+            cri_dockerd_socket: env.host_path(&env.cri_dockerd_socket),
             ..env
         }
     }
@@ -273,6 +289,13 @@ impl Default for ProbeEnv {
             dbus_address: None,
             kernel_clock: Arc::new(clock::Adjtimex),
             host_root: None,
+            kubelet_env_files: vec![
+                "/etc/sysconfig/kubelet".into(),
+                "/etc/default/kubelet".into(),
+            ],
+            crio_socket: "/var/run/crio/crio.sock".into(),
+            cri_dockerd_socket: "/var/run/cri-dockerd.sock".into(),
+            node_info: None,
         }
     }
 }
@@ -301,6 +324,10 @@ impl ProbeSet {
             kubeadm_flags: env.kubeadm_flags.clone(),
             kubelet_config: env.kubelet_config.clone(),
             systemd: systemd.clone(),
+            kubelet_env_files: env.kubelet_env_files.clone(),
+            crio_socket: env.crio_socket.clone(),
+            cri_dockerd_socket: env.cri_dockerd_socket.clone(),
+            node: env.node_info.clone(),
         });
         let all: Vec<(Arc<dyn Probe>, Timing)> = vec![
             (
@@ -470,6 +497,10 @@ pub async fn node_facts(
         kubeadm_flags: env.kubeadm_flags.clone(),
         kubelet_config: env.kubelet_config.clone(),
         systemd: systemd.clone(),
+        kubelet_env_files: env.kubelet_env_files.clone(),
+        crio_socket: env.crio_socket.clone(),
+        cri_dockerd_socket: env.cri_dockerd_socket.clone(),
+        node: env.node_info.clone(),
     };
     let runtime_unit = async { detector.detect().await.kind.map(|k| k.unit().to_string()) };
     let boot_id = async {

@@ -27,6 +27,11 @@ use super::{ApiFuture, Probe, ProbeFuture, budget, elapsed_since};
 /// with kube; `None` when the node or its Ready condition does not exist.
 pub trait ReadyConditionSource: Send + Sync {
     fn ready_message(&self) -> ApiFuture<'_, Option<String>>;
+    /// The Node's `status.nodeInfo` `(containerRuntimeVersion, kubeletVersion)`,
+    /// which the kubelet reports (runtime detection, `probe::layout`).
+    fn node_info(&self) -> ApiFuture<'_, (String, String)> {
+        Box::pin(async { Err("the Node is not watched here".to_string()) })
+    }
 }
 
 const MARKER: &str = "PLEG is not healthy";

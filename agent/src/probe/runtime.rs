@@ -16,26 +16,48 @@ use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{RuntimeKind, RuntimeProbe as Settings};
 
 use super::io;
+use super::layout::{self, Layout, Said, Sockets};
+use super::pleg::ReadyConditionSource;
 use super::{Probe, ProbeFuture, budget, elapsed_since};
 
-/// A runtime nodewarden can probe.
+/// A runtime nodewarden can probe: the layouts of [`layout::Layout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
+    /// docker's Engine API (dockershim).
     Docker,
     Containerd,
+    CriO,
+    /// cri-dockerd's CRI socket in front of dockerd.
+    CriDockerd,
 }
 
 impl Runtime {
+    /// The unit the ladder restarts first.
     pub fn unit(self) -> &'static str {
-        match self {
-            Runtime::Docker => "docker.service",
-            Runtime::Containerd => "containerd.service",
-        }
+        self.layout().units()[0]
     }
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Docker => "docker",
             Runtime::Containerd => "containerd",
+            Runtime::CriO => "cri-o",
+            Runtime::CriDockerd => "cri-dockerd",
+        }
+    }
+    pub fn layout(self) -> Layout {
+        match self {
+            Runtime::Docker => Layout::Dockershim,
+            Runtime::Containerd => Layout::Containerd,
+            Runtime::CriO => Layout::CriO,
+            Runtime::CriDockerd => Layout::CriDockerd,
+        }
+    }
+    fn of(l: Layout) -> Runtime {
+        match l {
+            Layout::Dockershim => Runtime::Docker,
+            Layout::Containerd => Runtime::Containerd,
+            Layout::CriO => Runtime::CriO,
+            Layout::CriDockerd => Runtime::CriDockerd,
         }
     }
 }
@@ -44,13 +66,15 @@ impl Runtime {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detection {
     pub kind: Option<Runtime>,
-    /// The socket to probe.
+    /// The socket to probe: the Engine API for docker, else the CRI socket.
     pub socket: PathBuf,
     /// How it was decided, for evidence.
     pub how: String,
+    /// Every source and what it said (`check` shows them).
+    pub sources: Vec<Said>,
 }
 
-/// Decides which runtime the kubelet uses.
+/// Decides which runtime the kubelet uses (see [`layout`] for the order).
 pub struct Detector {
     pub setting: RuntimeKind,
     pub docker_socket: PathBuf,
@@ -60,67 +84,41 @@ pub struct Detector {
     pub kubeadm_flags: PathBuf,
     pub kubelet_config: PathBuf,
     pub systemd: Arc<dyn Systemd>,
+    /// The kubelet unit's other EnvironmentFiles (`/etc/sysconfig/kubelet`, `/etc/default/kubelet`).
+    pub kubelet_env_files: Vec<PathBuf>,
+    pub crio_socket: PathBuf,
+    pub cri_dockerd_socket: PathBuf,
+    /// The Node's nodeInfo, from the daemon's node watch.
+    pub node: Option<Arc<dyn ReadyConditionSource>>,
 }
 
-/// The CRI endpoint in kubelet flags (`--container-runtime-endpoint[=| ]unix:///…`).
-pub fn endpoint_from_args<'a>(args: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let a = a.trim_matches('"');
-        // also inside `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=…`
-        const FLAG: &str = "--container-runtime-endpoint=";
-        if let Some(i) = a.find(FLAG) {
-            return Some(a[i + FLAG.len()..].trim_matches('"').to_string());
-        }
-        if a == "--container-runtime-endpoint" {
-            return it.next().map(|v| v.trim_matches('"').to_string());
-        }
-    }
-    None
-}
-
-/// `containerRuntimeEndpoint:` in the kubelet config file (kubelet ≥ 1.27).
-pub fn endpoint_from_config(yaml: &str) -> Option<String> {
-    yaml.lines().find_map(|l| {
-        let v = l.trim().strip_prefix("containerRuntimeEndpoint:")?;
-        let v = v.trim().trim_matches(|c| c == '"' || c == '\'');
-        (!v.is_empty()).then(|| v.to_string())
-    })
-}
-
-/// Map an endpoint to a runtime and its socket path.
-pub fn classify_endpoint(ep: &str) -> Option<(Runtime, PathBuf)> {
-    let path = ep.strip_prefix("unix://").unwrap_or(ep);
-    let kind = if path.contains("containerd") {
-        Runtime::Containerd
-    } else if path.contains("dockershim") || path.contains("cri-dockerd") || path.contains("docker")
-    {
-        Runtime::Docker
-    } else {
-        return None;
-    };
-    Some((kind, PathBuf::from(path)))
+/// Read a small file under a deadline (kubelet config files; a hung mount must not hang us).
+async fn read_text(path: PathBuf) -> Option<String> {
+    blocking(move || std::fs::read_to_string(path)).await.ok()
 }
 
 impl Detector {
     pub async fn detect(&self) -> Detection {
+        let fixed = |kind: Runtime, socket: &PathBuf, how: &str| Detection {
+            kind: Some(kind),
+            socket: socket.clone(),
+            how: how.into(),
+            sources: Vec::new(),
+        };
         match self.setting {
             RuntimeKind::Docker => {
-                return Detection {
-                    kind: Some(Runtime::Docker),
-                    socket: self.docker_socket.clone(),
-                    how: "runbook says docker".into(),
-                };
+                return fixed(Runtime::Docker, &self.docker_socket, "runbook says docker");
             }
             RuntimeKind::Containerd => {
-                return Detection {
-                    kind: Some(Runtime::Containerd),
-                    socket: self.containerd_socket.clone(),
-                    how: "runbook says containerd".into(),
-                };
+                return fixed(
+                    Runtime::Containerd,
+                    &self.containerd_socket,
+                    "runbook says containerd",
+                );
             }
             RuntimeKind::Auto => {}
         }
+        let mut kubelet: Vec<Said> = Vec::new();
         // 1. the running kubelet's command line
         let pid = match tokio::time::timeout(
             Duration::from_secs(2),
@@ -141,89 +139,99 @@ impl Detector {
                     .flatten()
             }
         };
-        // reading a process's cmdline takes its mmap lock: a stuck kubelet can hang the
-        // reader, so it happens on a blocking thread under a deadline
-        let cmdline = self
-            .proc_root
-            .join(pid.unwrap_or(0).to_string())
-            .join("cmdline");
-        if let Some(pid) = pid
-            && let Ok(raw) = blocking(move || std::fs::read(cmdline)).await
-        {
-            let s = String::from_utf8_lossy(&raw);
-            let args: Vec<&str> = s.split('\0').collect();
-            if let Some(ep) = endpoint_from_args(args.iter().copied())
-                && let Some(d) = self.by_endpoint(&ep, &format!("kubelet (pid {pid}) flag"))
-            {
-                return d;
+        let mut config = self.kubelet_config.clone();
+        match pid {
+            // reading a process's cmdline takes its mmap lock: a stuck kubelet can hang the
+            // reader, so it happens on a blocking thread under a deadline
+            Some(pid) => {
+                let root = self.proc_root.clone();
+                let source = format!("kubelet (pid {pid}) command line");
+                match blocking(move || kubelet_cmdline(&root, pid)).await {
+                    Ok(args) => {
+                        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                        if let Some(c) = layout::flag(&a, "--config") {
+                            config = PathBuf::from(c);
+                        }
+                        kubelet.push(layout::from_args(&source, &a));
+                    }
+                    Err(e) => kubelet.push(Said::nothing(source, format!("unreadable: {e}"))),
+                }
             }
-            if args.contains(&"--container-runtime=docker") {
-                return Detection {
-                    kind: Some(Runtime::Docker),
-                    socket: self.docker_socket.clone(),
-                    how: format!("kubelet (pid {pid}) --container-runtime=docker"),
-                };
-            }
+            None => kubelet.push(Said::nothing("kubelet process", "not running")),
         }
-        // 2. kubeadm's flags file, 3. the kubelet config file
-        if let Ok(s) = std::fs::read_to_string(&self.kubeadm_flags)
-            && let Some(ep) = endpoint_from_args(s.split_whitespace())
-            && let Some(d) = self.by_endpoint(&ep, &self.kubeadm_flags.display().to_string())
-        {
-            return d;
+        // 2. the EnvironmentFiles of the kubelet unit, 3. the KubeletConfiguration
+        for f in std::iter::once(&self.kubeadm_flags).chain(self.kubelet_env_files.iter()) {
+            let source = f.display().to_string();
+            kubelet.push(match read_text(f.clone()).await {
+                Some(text) => {
+                    let args = layout::env_file_args(&text);
+                    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                    layout::from_args(&source, &a)
+                }
+                None => Said::nothing(source, "absent"),
+            });
         }
-        if let Ok(s) = std::fs::read_to_string(&self.kubelet_config)
-            && let Some(ep) = endpoint_from_config(&s)
-            && let Some(d) = self.by_endpoint(&ep, &self.kubelet_config.display().to_string())
-        {
-            return d;
-        }
-        // 4. which socket exists
-        let c = self.containerd_socket.exists();
-        let d = self.docker_socket.exists();
-        match (c, d) {
-            (true, false) => Detection {
-                kind: Some(Runtime::Containerd),
-                socket: self.containerd_socket.clone(),
-                how: format!("{} exists", self.containerd_socket.display()),
-            },
-            (false, true) => Detection {
-                kind: Some(Runtime::Docker),
-                socket: self.docker_socket.clone(),
-                how: format!("{} exists", self.docker_socket.display()),
-            },
-            (true, true) => Detection {
-                // docker runs on containerd; kubelets since 1.24 talk CRI to containerd
-                kind: Some(Runtime::Containerd),
-                socket: self.containerd_socket.clone(),
-                how: "both sockets exist and no kubelet flag says which; chose containerd (CRI)"
-                    .into(),
-            },
-            (false, false) => Detection {
+        let source = config.display().to_string();
+        kubelet.push(match read_text(config).await {
+            Some(text) => layout::from_kubelet_config(&source, &text),
+            None => Said::nothing(source, "absent"),
+        });
+        // 4. the Node's nodeInfo, as the kubelet reported it
+        let node = match &self.node {
+            None => None,
+            Some(src) => Some(
+                match tokio::time::timeout(Duration::from_secs(1), src.node_info()).await {
+                    Ok(Ok((rt, kv))) => layout::from_node(&rt, &kv),
+                    Ok(Err(e)) => Said::nothing("Node status.nodeInfo", e),
+                    Err(_) => Said::nothing("Node status.nodeInfo", "timed out"),
+                },
+            ),
+        };
+        // 5. sockets, as a guess
+        let sockets = Sockets {
+            docker: self.docker_socket.exists(),
+            containerd: self.containerd_socket.exists(),
+            crio: self.crio_socket.exists(),
+            cri_dockerd: self.cri_dockerd_socket.exists(),
+        };
+        let d = layout::decide(kubelet, node, sockets);
+        let Some(l) = d.layout else {
+            return Detection {
                 kind: None,
                 socket: PathBuf::new(),
                 how: format!(
-                    "no container runtime found: no kubelet endpoint flag, no {}, no {}",
+                    "no container runtime found: no kubelet source names one, no {}, no {}, no {}",
                     self.docker_socket.display(),
-                    self.containerd_socket.display()
+                    self.containerd_socket.display(),
+                    self.crio_socket.display()
                 ),
-            },
-        }
-    }
-
-    fn by_endpoint(&self, ep: &str, source: &str) -> Option<Detection> {
-        let (kind, socket) = classify_endpoint(ep)?;
-        let socket = match kind {
-            // cri-dockerd's socket is a CRI shim; docker itself answers on the Engine socket
-            Runtime::Docker => self.docker_socket.clone(),
-            Runtime::Containerd => socket,
+                sources: d.sources,
+            };
         };
-        Some(Detection {
+        let kind = Runtime::of(l);
+        let socket = match kind {
+            Runtime::Docker => self.docker_socket.clone(),
+            Runtime::Containerd => d.endpoint.clone().unwrap_or(self.containerd_socket.clone()),
+            Runtime::CriO => d.endpoint.clone().unwrap_or(self.crio_socket.clone()),
+            Runtime::CriDockerd => d
+                .endpoint
+                .clone()
+                .unwrap_or(self.cri_dockerd_socket.clone()),
+        };
+        Detection {
             kind: Some(kind),
             socket,
-            how: format!("{source}: --container-runtime-endpoint={ep}"),
-        })
+            how: format!("{} decided by {}", l.name(), d.by),
+            sources: d.sources,
+        }
     }
+}
+
+/// The kubelet's arguments from `/proc/PID/cmdline` (procfs, under `root`).
+fn kubelet_cmdline(root: &Path, pid: u32) -> std::io::Result<Vec<String>> {
+    let p = procfs::process::Process::new_with_root(root.join(pid.to_string()))
+        .map_err(std::io::Error::other)?;
+    p.cmdline().map_err(std::io::Error::other)
 }
 
 /// Run blocking file reads on a blocking thread, giving up after 2 s (the thread may stay
@@ -267,24 +275,6 @@ pub struct ProcStat {
     pub start: u64,
 }
 
-/// Parse `/proc/PID/stat` (`comm` may contain spaces and parentheses: it ends at the last `)`).
-pub fn parse_stat(s: &str) -> Option<ProcStat> {
-    let open = s.find('(')?;
-    let close = s.rfind(')')?;
-    let pid = s[..open].trim().parse().ok()?;
-    let comm = s.get(open + 1..close)?.to_string();
-    let rest: Vec<&str> = s.get(close + 1..)?.split_whitespace().collect();
-    let state = rest.first()?.chars().next()?;
-    // field 22 (starttime) is the 20th after the comm
-    let start = rest.get(19).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Some(ProcStat {
-        pid,
-        comm,
-        state,
-        start,
-    })
-}
-
 /// Is this `comm` (at most 15 characters) a process of a container runtime?
 pub fn is_runtime_comm(comm: &str) -> bool {
     comm == "dockerd"
@@ -293,26 +283,22 @@ pub fn is_runtime_comm(comm: &str) -> bool {
         || comm.starts_with("docker-containe")
 }
 
-/// Runtime processes in `D` state now.
+/// Runtime processes in `D` state now (procfs under `proc_root`; a process
+/// that vanishes while we read, or whose `stat` does not parse, is skipped).
 pub fn runtime_processes_in_d(proc_root: &Path) -> std::io::Result<Vec<ProcStat>> {
+    let all = procfs::process::all_processes_with_root(proc_root).map_err(std::io::Error::other)?;
     let mut out = Vec::new();
-    for e in std::fs::read_dir(proc_root)?.flatten() {
-        if !e
-            .file_name()
-            .to_str()
-            .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        {
-            continue;
-        }
-        // processes come and go while we read: skip what vanished
-        let Ok(s) = std::fs::read_to_string(e.path().join("stat")) else {
+    for p in all.flatten() {
+        let Ok(st) = p.stat() else {
             continue;
         };
-        if let Some(p) = parse_stat(&s)
-            && p.state == 'D'
-            && is_runtime_comm(&p.comm)
-        {
-            out.push(p);
+        if st.state == 'D' && is_runtime_comm(&st.comm) {
+            out.push(ProcStat {
+                pid: u32::try_from(st.pid).unwrap_or(0),
+                comm: st.comm,
+                state: st.state,
+                start: st.starttime,
+            });
         }
     }
     out.sort_by_key(|p| p.pid);
@@ -558,14 +544,29 @@ impl RuntimeCheck {
                 kind: None,
                 socket: PathBuf::new(),
                 how: "runtime detection timed out".into(),
+                sources: Vec::new(),
             },
         };
         let mut o = Observation::new(p, now, Verdict::Healthy, "").with("detected", &det.how);
         let mut failing: Vec<String> = Vec::new();
         let left = deadline.saturating_sub(started.elapsed());
+        for s in &det.sources {
+            o = o.with(&format!("source {}", s.source), &s.said);
+        }
         let sock = match det.kind {
             Some(Runtime::Docker) => Some(self.docker(&det.socket, left).await),
-            Some(Runtime::Containerd) => Some(self.cri(&det.socket, left).await),
+            Some(Runtime::Containerd | Runtime::CriO) => Some(self.cri(&det.socket, left).await),
+            // cri-dockerd's CRI socket, then dockerd itself
+            Some(Runtime::CriDockerd) => Some(match self.cri(&det.socket, left).await {
+                SocketResult::Ok(c) => {
+                    let left = deadline.saturating_sub(started.elapsed());
+                    match self.docker(&self.detector.docker_socket, left).await {
+                        SocketResult::Ok(d) => SocketResult::Ok(format!("{c}; dockerd {d}")),
+                        SocketResult::Fail(e, h) => SocketResult::Fail(format!("dockerd {e}"), h),
+                    }
+                }
+                fail => fail,
+            }),
             None => None,
         };
         if let (Some(kind), Some(s)) = (det.kind, &sock) {
@@ -668,54 +669,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_from_flags_and_config() {
-        let flags = r#"KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9""#;
-        let body = flags.split_once('=').unwrap().1;
+    fn runtime_processes_in_d_through_procfs_with_odd_comms() {
+        // A full stat line as Linux 6.1 writes it (52 fields); the comm may hold spaces and `)`.
+        let line = |pid: u32, comm: &str, state: char| {
+            format!(
+                "{pid} ({comm}) {state} 1 {pid} {pid} 0 -1 4194560 1197 0 3 0 10 4 0 0 20 0 12 0 98765 1402695680 9812 18446744073709551615 1 1 0 0 0 0 1002055680 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for (pid, comm, state) in [
+            (1234, "containerd-shim", 'D'),
+            (77, "a (b) c", 'D'),
+            (80, "dockerd", 'S'),
+            (81, "dockerd", 'D'),
+        ] {
+            std::fs::create_dir_all(dir.path().join(pid.to_string())).unwrap();
+            std::fs::write(
+                dir.path().join(format!("{pid}/stat")),
+                line(pid, comm, state),
+            )
+            .unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("90")).unwrap();
+        std::fs::write(dir.path().join("90/stat"), "garbage").unwrap();
+        let d = runtime_processes_in_d(dir.path()).unwrap();
+        let got: Vec<(u32, &str, char, u64)> = d
+            .iter()
+            .map(|p| (p.pid, p.comm.as_str(), p.state, p.start))
+            .collect();
         assert_eq!(
-            endpoint_from_args(body.split_whitespace()).as_deref(),
-            Some("unix:///var/run/containerd/containerd.sock")
+            got,
+            [
+                (81, "dockerd", 'D', 98765),
+                (1234, "containerd-shim", 'D', 98765)
+            ]
         );
-        assert_eq!(
-            endpoint_from_args([
-                "kubelet",
-                "--container-runtime-endpoint",
-                "unix:///run/cri-dockerd.sock"
-            ])
-            .as_deref(),
-            Some("unix:///run/cri-dockerd.sock")
-        );
-        assert_eq!(
-            endpoint_from_config("kind: KubeletConfiguration\ncontainerRuntimeEndpoint: \"unix:///run/containerd/containerd.sock\"\n").as_deref(),
-            Some("unix:///run/containerd/containerd.sock")
-        );
-        assert_eq!(
-            classify_endpoint("unix:///run/containerd/containerd.sock"),
-            Some((
-                Runtime::Containerd,
-                "/run/containerd/containerd.sock".into()
-            ))
-        );
-        assert_eq!(
-            classify_endpoint("unix:///var/run/cri-dockerd.sock")
-                .unwrap()
-                .0,
-            Runtime::Docker
-        );
-        assert_eq!(classify_endpoint("unix:///var/run/crio/crio.sock"), None);
-    }
-
-    #[test]
-    fn stat_lines_parse_with_odd_comms() {
-        let s = "1234 (containerd-shim) D 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 10 0 98765 0 0";
-        let p = parse_stat(s).unwrap();
-        assert_eq!(
-            (p.pid, p.comm.as_str(), p.state, p.start),
-            (1234, "containerd-shim", 'D', 98765)
-        );
-        let p = parse_stat("77 (a (b) c) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0").unwrap();
-        assert_eq!(p.comm, "a (b) c");
-        assert_eq!(p.state, 'S');
-        assert!(parse_stat("garbage").is_none());
         assert!(is_runtime_comm("dockerd"));
         assert!(is_runtime_comm("containerd-shim"));
         assert!(!is_runtime_comm("kubelet"));

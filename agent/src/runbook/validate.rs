@@ -60,7 +60,13 @@ pub fn default_timing(p: Problem) -> Timing {
     }
 }
 
-pub const DEFAULT_RUNTIME_UNITS: [&str; 2] = ["containerd.service", "docker.service"];
+/// The detected layout's unit is chosen first (`probe::layout`); these are the candidates.
+pub const DEFAULT_RUNTIME_UNITS: [&str; 4] = [
+    "containerd.service",
+    "docker.service",
+    "crio.service",
+    "cri-docker.service",
+];
 
 /// The longest `report.message`.
 const MAX_REPORT_MESSAGE: usize = 1024;
