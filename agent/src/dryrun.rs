@@ -518,5 +518,6 @@ pub fn assumed_node_facts(runbook: &Runbook) -> NodeFacts {
         units: Some(units),
         runtime_unit: None,
         boot_id: None,
+        inactive: Default::default(),
     }
 }

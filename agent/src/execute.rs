@@ -326,7 +326,10 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
             None => Err(ActError::Failed("no container runtime unit found".into())),
         },
         Action::RestartTimeSync(r) => match &a.unit {
-            Some(u) => act.restart_unit(u, r.timeout, false).await.map(Some),
+            Some(u) => act
+                .restart_time_sync(u, &r.units, r.timeout)
+                .await
+                .map(Some),
             None => Err(ActError::Failed("no time-sync unit found".into())),
         },
         Action::Drain(d) => act.drain(d).await.map(Some),

@@ -468,7 +468,27 @@ fn resolve_unit(i: &Inputs, step: &Step) -> Result<Option<String>, String> {
             }
             &r.units
         }
-        Action::RestartTimeSync(r) => &r.units,
+        Action::RestartTimeSync(r) => {
+            // Restart the daemon that runs; never start one (act::timesync).
+            if let Some(units) = &i.node.units {
+                let present: Vec<&String> =
+                    r.units.iter().filter(|u| units.contains_key(*u)).collect();
+                if let Some(u) = present.iter().find(|u| !i.node.inactive.contains(**u)) {
+                    return Ok(Some((*u).clone()));
+                }
+                if !present.is_empty() {
+                    return Err(format!(
+                        "no time-sync daemon is running ({} present, none active); nodewarden starts none",
+                        present
+                            .iter()
+                            .map(|u| u.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            &r.units
+        }
         _ => return Ok(None),
     };
     match i.node.units {

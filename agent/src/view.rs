@@ -2,7 +2,7 @@
 //! and the node's own facts. Plain data on the ground floor, so the probes and
 //! the API adapters that fill it in never import the planner.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -79,6 +79,10 @@ pub struct NodeFacts {
     /// The unit of the container runtime the kubelet uses, when detected.
     pub runtime_unit: Option<String>,
     pub boot_id: Option<String>,
+    /// Units of `units` that exist but are not running (a time-sync daemon
+    /// is restarted only when it runs; one is never started).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub inactive: BTreeSet<String>,
 }
 
 impl NodeFacts {

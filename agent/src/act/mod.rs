@@ -13,6 +13,7 @@ pub mod real;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod versions;
+pub mod timesync;
 
 use std::future::Future;
 
@@ -103,6 +104,16 @@ pub trait Actuators {
         timeout: Dur,
         diagnostics: bool,
     ) -> impl Future<Output = Result<String, ActError>>;
+    /// `restartTimeSync`: restart the running one of `candidates` (`planned`
+    /// first), never start one (see `act::timesync`). Fakes restart `planned`.
+    fn restart_time_sync(
+        &self,
+        planned: &str,
+        _candidates: &[String],
+        timeout: Dur,
+    ) -> impl Future<Output = Result<String, ActError>> {
+        self.restart_unit(planned, timeout, false)
+    }
     /// Drain the node; returns a one-line summary of the drain report.
     fn drain(&self, spec: &Drain) -> impl Future<Output = Result<String, ActError>>;
     /// The current boot ID (recorded before a reboot).

@@ -79,6 +79,20 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
     async fn release_slot(&self, lease: &str) -> Result<(), ActError> {
         self.kube.release_slot(lease).await
     }
+    async fn restart_time_sync(
+        &self,
+        planned: &str,
+        candidates: &[String],
+        timeout: Dur,
+    ) -> Result<String, ActError> {
+        let unit = super::timesync::running(&*self.systemd, planned, candidates).await?;
+        let detail = self.restart_unit(&unit, timeout, false).await?;
+        Ok(if unit == planned {
+            detail
+        } else {
+            format!("{detail} ({unit} is the running time-sync daemon, not {planned})")
+        })
+    }
     async fn restart_unit(
         &self,
         unit: &str,

@@ -183,6 +183,16 @@ impl<A: Actuators> Actuators for &A {
     ) -> Result<String, ActError> {
         (**self).restart_unit(unit, timeout, diagnostics).await
     }
+    async fn restart_time_sync(
+        &self,
+        planned: &str,
+        candidates: &[String],
+        timeout: Dur,
+    ) -> Result<String, ActError> {
+        (**self)
+            .restart_time_sync(planned, candidates, timeout)
+            .await
+    }
     async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
         (**self).drain(spec).await
     }

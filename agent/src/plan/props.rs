@@ -399,6 +399,7 @@ fn run(ticks: &[Tick]) -> (World, Ledger) {
             NodeFacts {
                 units: Some(units),
                 runtime_unit: None,
+                inactive: Default::default(),
                 boot_id: Some(format!("boot-{}", w.boot)),
             }
         };

@@ -656,3 +656,30 @@ fn a_disruptive_step_must_finish_before_a_blackout_begins() {
     w.now = "2027-01-16T04:00:00Z".parse().unwrap();
     assert_eq!(act(w.plan()).step, "reboot");
 }
+
+#[test]
+fn time_sync_restarts_the_running_daemon_and_never_starts_one() {
+    // EL7: chrony installed but ntpd running.
+    let mut w = W::new().active(&[CLOCK]);
+    w.node.units = Some(
+        [
+            ("chronyd.service".to_string(), None),
+            ("ntpd.service".to_string(), Some(t(0))),
+        ]
+        .into(),
+    );
+    w.node.inactive = ["chronyd.service".to_string()].into();
+    let a = act(w.plan());
+    assert_eq!(a.unit.as_deref(), Some("ntpd.service"));
+    // Neither runs: the step is passed over with its reason, nothing is started.
+    w.node.inactive.insert("ntpd.service".into());
+    match w.plan() {
+        Decision::Exhausted { reason, .. } => {
+            assert!(
+                reason.contains("no time-sync daemon is running"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other}"),
+    }
+}

@@ -467,6 +467,7 @@ pub async fn node_facts(
     deadline: Duration,
 ) -> NodeFacts {
     let names = step_units(runbook);
+    let inactive = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let units = async {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let present = systemd.units_present(&refs).await.ok()?;
@@ -481,7 +482,14 @@ pub async fn node_facts(
                 {
                     st.inactive_exit
                 }
-                _ => None,
+                Ok(_) => {
+                    inactive
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(u.name.clone());
+                    None
+                }
+                Err(_) => None,
             };
             map.insert(u.name.clone(), since);
         }
@@ -520,10 +528,12 @@ pub async fn node_facts(
         },
         async { tokio::time::timeout(deadline, boot_id).await.ok().flatten() },
     );
+    let inactive = inactive.into_inner().unwrap_or_else(|e| e.into_inner());
     NodeFacts {
         units,
         runtime_unit,
         boot_id,
+        inactive,
     }
 }
 

@@ -252,6 +252,11 @@ impl FakeSystemd {
         self.set(unit, "active", "running", Some(since), pid);
         self
     }
+    /// A loaded service that is not running (`inactive/dead`).
+    pub fn with_inactive(self, unit: &str) -> Self {
+        self.set(unit, "inactive", "dead", None, None);
+        self
+    }
     pub fn with_version(self, v: &str) -> Self {
         *self.version.lock().unwrap_or_else(|p| p.into_inner()) = Some(v.to_string());
         self

@@ -74,12 +74,14 @@ const MAX_REPORT_MESSAGE: usize = 1024;
 /// The shortest timeout a probe or a step may have.
 const MIN_TIMEOUT: Dur = Dur::from_secs(1);
 
-pub const DEFAULT_TIME_SYNC_UNITS: [&str; 5] = [
+/// The running one is restarted, none is ever started (`act::timesync`).
+pub const DEFAULT_TIME_SYNC_UNITS: [&str; 6] = [
     "chronyd.service",
     "chrony.service",
     "systemd-timesyncd.service",
     "ntpd.service",
     "ntp.service",
+    "openntpd.service",
 ];
 
 /// Whether `name` is a well-formed systemd unit name with a type suffix.

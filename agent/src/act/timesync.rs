@@ -1,0 +1,90 @@
+//! `restartTimeSync`: restart the time-sync daemon that is running, never start one.
+//!
+//! Taking the first candidate that is merely *loaded* breaks real nodes:
+//! on EL7 with chrony installed but ntpd running, starting chronyd stops ntpd
+//! (chronyd.service has `Conflicts=ntpd.service`); on Ubuntu with ntp,
+//! systemd-timesyncd's `ConditionFileIsExecutable=!/usr/sbin/ntpd` skips it and
+//! the step fails. So the candidate whose `ActiveState` is `active` is
+//! restarted (the planned one first, if it is); when none is running, nothing
+//! is started and the step fails with every candidate's state.
+
+use std::time::Duration;
+
+use super::ActError;
+use super::systemd::Systemd;
+
+/// How long one candidate's state may take over D-Bus.
+const STATE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// The running time-sync unit among `candidates` (`planned` looked at first).
+pub async fn running(
+    systemd: &dyn Systemd,
+    planned: &str,
+    candidates: &[String],
+) -> Result<String, ActError> {
+    let mut order: Vec<&str> = vec![planned];
+    order.extend(
+        candidates
+            .iter()
+            .map(String::as_str)
+            .filter(|c| *c != planned),
+    );
+    let mut seen = Vec::new();
+    for unit in order {
+        match tokio::time::timeout(STATE_DEADLINE, systemd.unit_status(unit)).await {
+            Ok(Ok(st)) if st.active_state == "active" => return Ok(unit.to_string()),
+            Ok(Ok(st)) => seen.push(format!("{unit} {}/{}", st.load_state, st.active_state)),
+            Ok(Err(e)) => seen.push(format!("{unit}: {e}")),
+            Err(_) => seen.push(format!("{unit}: no answer within {STATE_DEADLINE:?}")),
+        }
+    }
+    Err(ActError::Failed(format!(
+        "no time-sync daemon is running ({}); nodewarden starts none (starting one can stop another through Conflicts=)",
+        seen.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::testing::FakeSystemd;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_running_candidate_is_chosen_and_none_running_starts_nothing() {
+        let since = jiff::Timestamp::now();
+        let cands = names(&[
+            "chronyd.service",
+            "ntpd.service",
+            "systemd-timesyncd.service",
+        ]);
+        // EL7: chrony installed (loaded, inactive), ntpd running.
+        let sd = FakeSystemd::new()
+            .with_inactive("chronyd.service")
+            .with_active("ntpd.service", since, Some(42));
+        assert_eq!(
+            running(&sd, "chronyd.service", &cands).await.unwrap(),
+            "ntpd.service"
+        );
+        // The planned one wins when it runs.
+        let sd = FakeSystemd::new()
+            .with_active("chronyd.service", since, Some(41))
+            .with_active("ntpd.service", since, Some(42));
+        assert_eq!(
+            running(&sd, "ntpd.service", &cands).await.unwrap(),
+            "ntpd.service"
+        );
+        // Nothing running: an error naming each state.
+        let sd = FakeSystemd::new().with_inactive("chronyd.service");
+        let e = running(&sd, "chronyd.service", &cands)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no time-sync daemon is running"), "{e}");
+        assert!(e.contains("chronyd.service loaded/inactive"), "{e}");
+        assert!(e.contains("starts none"), "{e}");
+    }
+}
