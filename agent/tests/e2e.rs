@@ -445,6 +445,65 @@ async fn s8_clock_skew_restarts_time_sync_and_never_reboots() {
     assert_eq!(cordon_patches(&e), 0);
 }
 
+/// Two time-sync candidates, only the second one running (EL7: chrony
+/// installed, ntpd running): the running one is restarted, the other never
+/// started (starting chronyd would stop ntpd through `Conflicts=`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s11_time_sync_restarts_the_running_candidate_and_starts_none() {
+    let opts = Options {
+        runbook: Some(harness::runbook_text().replace(
+            "restartTimeSync: {units: [chronyd.service], timeout: 20s}",
+            "restartTimeSync: {units: [chronyd.service, ntpd.service], timeout: 20s}",
+        )),
+        extra_units: vec![
+            (
+                "ntpd.service".into(),
+                "[Unit]\nDescription=Fake ntpd (the running time-sync daemon)\n\n\
+                 [Service]\nType=simple\nExecStart=/usr/local/bin/fake-svc.py ntpd\n\n\
+                 [Install]\nWantedBy=multi-user.target\n"
+                    .into(),
+            ),
+            // chrony installed but not running: its unit exists, its condition keeps it down.
+            (
+                "chronyd.service.d/not-running.conf".into(),
+                "[Unit]\nConditionPathExists=/nonexistent/chrony-is-not-configured\n".into(),
+            ),
+        ],
+        ..Options::default()
+    };
+    assert!(
+        opts.runbook
+            .as_deref()
+            .is_some_and(|r| r.contains("ntpd.service"))
+    );
+    let Some(e) = E2e::start("e2e-s11", opts, |api| {
+        api.set_date_skew(jiff::SignedDuration::from_mins(5));
+    })
+    .await
+    else {
+        return;
+    };
+    agent_up(&e).await;
+    e.wait_for("ClockSkewed raised", s(40), |e| {
+        e.condition("ClockSkewed").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    e.wait_for("ntpd restarted", s(40), |e| {
+        e.journal_count("ntpd.service", "starting (mode=") >= 2
+    })
+    .await;
+    assert_eq!(
+        e.journal_count("chronyd.service", "starting (mode="),
+        0,
+        "chronyd must never be started"
+    );
+    let attempts = e.ledger()["episode"]["attempts"].clone();
+    assert!(
+        attempts.to_string().contains("ntpd.service"),
+        "the step acted on ntpd: {attempts}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s9_an_invalid_runbook_on_sighup_leaves_the_old_one_in_force() {
     let opts = Options {

@@ -28,6 +28,8 @@ pub struct Options {
     pub runbook: Option<String>,
     /// Fault files to set before boot (`kubelet.mode`, …).
     pub ctl: Vec<(String, String)>,
+    /// More units (or `<unit>.d/` drop-ins) under /etc/systemd/system.
+    pub extra_units: Vec<(String, String)>,
 }
 
 pub fn runbook_text() -> String {
@@ -74,7 +76,9 @@ impl E2e {
             flags.join(" ")
         );
         let cfg = TestbedConfig {
-            extra_units: vec![("nodewarden.service".into(), unit)],
+            extra_units: std::iter::once(("nodewarden.service".to_string(), unit))
+                .chain(opts.extra_units.iter().cloned())
+                .collect(),
             agent_dir: Some(agent_dir.path().to_path_buf()),
             ctl: opts.ctl.clone(),
         };
