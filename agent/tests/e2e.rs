@@ -504,6 +504,73 @@ async fn s11_time_sync_restarts_the_running_candidate_and_starts_none() {
     );
 }
 
+/// Seed 001's layout: a kubeadm docker node (dockershim, no endpoint flag)
+/// with docker-ce's containerd.io beside it, CRI disabled, so both sockets
+/// exist and containerd answers every CRI call Unimplemented. The runtime is
+/// docker (the Node says so); the healthy node is left alone, and a hung
+/// docker gets docker.service restarted, never containerd.service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s12_docker_with_containerd_io_cri_disabled_is_a_docker_node() {
+    let rb = harness::runbook_text()
+        .replace(
+            "runtime: docker, dockerSocket: /run/docker.sock",
+            "runtime: auto, dockerSocket: /run/docker.sock, containerdSocket: /run/containerd/containerd.sock",
+        )
+        .replace(
+            "restartContainerRuntime: {units: [docker.service]",
+            "restartContainerRuntime: {units: [containerd.service, docker.service]",
+        );
+    assert!(rb.contains("runtime: auto") && rb.contains("[containerd.service, docker.service]"));
+    let opts = Options {
+        runbook: Some(rb),
+        extra_units: vec![(
+            "containerd.service".into(),
+            include_str!("../../tests/testbed/profiles/containerd-io.service").into(),
+        )],
+        ..Options::default()
+    };
+    let Some(e) = E2e::start("e2e-s12", opts, |api| {
+        api.modify(Kind::Node, "", NODE, |n| {
+            n["status"]["nodeInfo"] = serde_json::json!({
+                "containerRuntimeVersion": "docker://18.9.5",
+                "kubeletVersion": "v1.14.1",
+            });
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    agent_up(&e).await;
+    assert!(e.tb.wait_active("containerd.service", s(20)));
+    // Healthy: the probe talks to docker, and nothing is restarted.
+    e.wait_for("ContainerRuntimeUnresponsive reported False", s(30), |e| {
+        e.condition("ContainerRuntimeUnresponsive")
+            .is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    tokio::time::sleep(s(8)).await;
+    assert_eq!(
+        e.condition("ContainerRuntimeUnresponsive").map(|c| c.0),
+        Some("False".to_string()),
+        "an Unimplemented CRI on a docker node is not a failure"
+    );
+    assert_eq!(e.journal_count("containerd.service", "starting (mode="), 1);
+    assert_eq!(e.journal_count("docker.service", "starting (mode="), 1);
+    assert_eq!(cordon_patches(&e), 0);
+    // A hung docker: docker.service is the unit restarted.
+    e.tb.set_mode("docker", "hang-until-restart");
+    e.wait_for("docker restarted", s(60), |e| {
+        e.journal_count("docker.service", "fixed by this restart") == 1
+    })
+    .await;
+    assert_eq!(
+        e.journal_count("containerd.service", "starting (mode="),
+        1,
+        "containerd.service is never restarted on a docker node"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s9_an_invalid_runbook_on_sighup_leaves_the_old_one_in_force() {
     let opts = Options {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Fake kubelet / docker / chronyd for the nodewarden systemd testbed.
 
-Usage: fake-svc.py kubelet|docker|chronyd
+Usage: fake-svc.py kubelet|docker|chronyd|containerd|NAME
 
 Behaviour is controlled by files in /srv/testctl (bind-mounted from the host's TB_DIR/ctl),
 re-read on every request and at start-up:
@@ -29,6 +29,11 @@ Endpoints
            an optional /vX.Y prefix is accepted.  Also http://127.0.0.1:10249/healthz.
            SIGUSR1 -> "goroutine stacks written to ..." like dockerd (no exit).
   chronyd  nothing; logs like chronyd (Type=simple).
+  containerd  docker-ce's containerd.io, whose config.toml ships disabled_plugins = ["cri"]:
+           gRPC over HTTP/2 on /run/containerd/containerd.sock, and every call answers
+           grpc-status 12 (Unimplemented) "unknown service runtime.v1.RuntimeService",
+           as grpc-go's server does for a service nobody registered (grpc-go
+           server.go, handleStream: codes.Unimplemented, "unknown service %v").
 Everything is logged to stdout -> journald.
 """
 import datetime, http.server, json, os, random, re, selectors, signal, socket, sys, threading, time
@@ -145,7 +150,58 @@ class _Srv:  # what BaseHTTPRequestHandler wants from a "server"
     pass
 
 
+# ---------------------------------------------------------------------------------------
+# HTTP/2 gRPC: just enough of RFC 9113 / RFC 7541 to answer every call Unimplemented
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(ftype, flags, stream, payload=b""):
+    return (len(payload).to_bytes(3, "big") + bytes([ftype, flags])
+            + (stream & 0x7FFFFFFF).to_bytes(4, "big") + payload)
+
+
+def hpack_literal(name, value):
+    # literal header field without indexing, new name, no Huffman (RFC 7541 6.2.2)
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def handle_grpc_unimplemented(conn):
+    f = conn.makefile("rb")
+    if f.read(len(H2_PREFACE)) != H2_PREFACE:
+        return
+    conn.sendall(h2_frame(4, 0, 0))  # our SETTINGS: all defaults
+    while True:
+        head = f.read(9)
+        if len(head) < 9:
+            return
+        length = int.from_bytes(head[:3], "big")
+        ftype, flags = head[3], head[4]
+        stream = int.from_bytes(head[5:9], "big") & 0x7FFFFFFF
+        payload = f.read(length)
+        if ftype == 4 and not flags & 1:  # SETTINGS -> ACK
+            conn.sendall(h2_frame(4, 1, 0))
+        elif ftype == 6 and not flags & 1:  # PING -> ACK
+            conn.sendall(h2_frame(6, 1, 0, payload))
+        elif ftype == 1:  # HEADERS of a call: a trailers-only response
+            info(f"gRPC call on stream {stream}: Unimplemented (CRI plugin disabled)")
+            block = (hpack_literal(b":status", b"200")
+                     + hpack_literal(b"content-type", b"application/grpc")
+                     + hpack_literal(b"grpc-status", b"12")
+                     + hpack_literal(b"grpc-message", b"unknown service runtime.v1.RuntimeService"))
+            conn.sendall(h2_frame(1, 0x4 | 0x1, stream, block))  # END_HEADERS | END_STREAM
+        elif ftype == 7:  # GOAWAY
+            return
+
+
 def handle_conn(conn, addr):
+    if NAME == "containerd":
+        try:
+            handle_grpc_unimplemented(conn)
+        except Exception as e:
+            info(f"connection error: {e}")
+        finally:
+            conn.close()
+        return
     try:
         H(conn, addr or ("unix", 0), _Srv())
     except Exception as e:  # client went away etc.
@@ -306,6 +362,8 @@ if NAME == "kubelet":
 elif NAME == "docker":
     socks = [listen_unix("/run/docker.sock"), listen_unix("/run/nodewarden-test/docker.sock"),
              listen_tcp(10249)]
+elif NAME == "containerd":
+    socks = [listen_unix("/run/containerd/containerd.sock")]
 else:
     socks = []
 notify("READY=1")
