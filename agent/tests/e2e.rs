@@ -571,6 +571,118 @@ async fn s12_docker_with_containerd_io_cri_disabled_is_a_docker_node() {
     );
 }
 
+/// One CRI runtime layout on the testbed: its fake runtime as `unit`, the
+/// Node reporting `runtime_version`. Healthy, nothing is restarted; hung, the
+/// layout's own unit is restarted (never another runtime's).
+async fn cri_profile(
+    test: &str,
+    unit: &str,
+    unit_text: &str,
+    fake: &str,
+    runtime_version: &str,
+    kubelet_version: &str,
+    ctl: Vec<(String, String)>,
+) {
+    let rb = harness::runbook_text()
+        .replace(
+            "runtime: docker, dockerSocket: /run/docker.sock",
+            "runtime: auto, dockerSocket: /run/docker.sock",
+        )
+        .replace(
+            "restartContainerRuntime: {units: [docker.service]",
+            "restartContainerRuntime: {units: [containerd.service, docker.service, crio.service, cri-docker.service]",
+        );
+    let opts = Options {
+        runbook: Some(rb),
+        extra_units: vec![(unit.to_string(), unit_text.to_string())],
+        ctl,
+        ..Options::default()
+    };
+    let (rt, kv) = (runtime_version.to_string(), kubelet_version.to_string());
+    let Some(e) = E2e::start(test, opts, move |api| {
+        api.modify(Kind::Node, "", NODE, |n| {
+            n["status"]["nodeInfo"] = serde_json::json!({
+                "containerRuntimeVersion": rt,
+                "kubeletVersion": kv,
+            });
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    agent_up(&e).await;
+    assert!(e.tb.wait_active(unit, s(20)), "{unit} active");
+    e.wait_for("ContainerRuntimeUnresponsive reported False", s(30), |e| {
+        e.condition("ContainerRuntimeUnresponsive")
+            .is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    tokio::time::sleep(s(6)).await;
+    assert_eq!(
+        e.condition("ContainerRuntimeUnresponsive").map(|c| c.0),
+        Some("False".to_string()),
+        "a healthy {unit} node is left alone"
+    );
+    assert_eq!(e.journal_count(unit, "starting (mode="), 1);
+    assert_eq!(e.journal_count("docker.service", "starting (mode="), 1);
+    assert_eq!(cordon_patches(&e), 0);
+    e.tb.set_mode(fake, "hang-until-restart");
+    e.wait_for("the layout's unit restarted", s(60), |e| {
+        e.journal_count(unit, "fixed by this restart") == 1
+    })
+    .await;
+    if unit != "cri-docker.service" {
+        assert_eq!(
+            e.journal_count("docker.service", "starting (mode="),
+            1,
+            "docker.service is not this node's runtime"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s13_containerd_only_restarts_containerd() {
+    cri_profile(
+        "e2e-s13",
+        "containerd.service",
+        include_str!("../../tests/testbed/profiles/containerd.service"),
+        "containerd",
+        "containerd://1.7.13",
+        "v1.29.1",
+        vec![("containerd.cri".into(), "enabled".into())],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s14_cri_o_restarts_crio() {
+    cri_profile(
+        "e2e-s14",
+        "crio.service",
+        include_str!("../../tests/testbed/profiles/crio.service"),
+        "crio",
+        "cri-o://1.28.1",
+        "v1.28.2",
+        Vec::new(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s15_cri_dockerd_restarts_cri_docker() {
+    cri_profile(
+        "e2e-s15",
+        "cri-docker.service",
+        include_str!("../../tests/testbed/profiles/cri-docker.service"),
+        "cri-dockerd",
+        "docker://24.0.7",
+        "v1.28.4",
+        Vec::new(),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s9_an_invalid_runbook_on_sighup_leaves_the_old_one_in_force() {
     let opts = Options {

@@ -29,7 +29,11 @@ Endpoints
            an optional /vX.Y prefix is accepted.  Also http://127.0.0.1:10249/healthz.
            SIGUSR1 -> "goroutine stacks written to ..." like dockerd (no exit).
   chronyd  nothing; logs like chronyd (Type=simple).
-  containerd  docker-ce's containerd.io, whose config.toml ships disabled_plugins = ["cri"]:
+  containerd / crio / cri-dockerd  a CRI server (gRPC over HTTP/2) on
+           /run/containerd/containerd.sock, /var/run/crio/crio.sock, /var/run/cri-dockerd.sock:
+           every call answers grpc-status 0 with an empty message ("hang" modes: never).
+           containerd with /srv/testctl/containerd.cri absent or "disabled" is
+           docker-ce's containerd.io, whose config.toml ships disabled_plugins = ["cri"]:
            gRPC over HTTP/2 on /run/containerd/containerd.sock, and every call answers
            grpc-status 12 (Unimplemented) "unknown service runtime.v1.RuntimeService",
            as grpc-go's server does for a service nobody registered (grpc-go
@@ -182,19 +186,39 @@ def handle_grpc_unimplemented(conn):
             conn.sendall(h2_frame(4, 1, 0))
         elif ftype == 6 and not flags & 1:  # PING -> ACK
             conn.sendall(h2_frame(6, 1, 0, payload))
-        elif ftype == 1:  # HEADERS of a call: a trailers-only response
-            info(f"gRPC call on stream {stream}: Unimplemented (CRI plugin disabled)")
-            block = (hpack_literal(b":status", b"200")
-                     + hpack_literal(b"content-type", b"application/grpc")
-                     + hpack_literal(b"grpc-status", b"12")
-                     + hpack_literal(b"grpc-message", b"unknown service runtime.v1.RuntimeService"))
-            conn.sendall(h2_frame(1, 0x4 | 0x1, stream, block))  # END_HEADERS | END_STREAM
+        elif ftype == 1:  # HEADERS of a call
+            m = mode()
+            if m in ("hang", "hang-until-restart"):
+                continue  # read, never answer
+            head = (hpack_literal(b":status", b"200")
+                    + hpack_literal(b"content-type", b"application/grpc"))
+            if NAME == "containerd" and read_ctl("containerd.cri", "disabled") == "disabled":
+                # trailers-only response, END_HEADERS | END_STREAM
+                block = head + hpack_literal(b"grpc-status", b"12") + hpack_literal(
+                    b"grpc-message", b"unknown service runtime.v1.RuntimeService")
+                conn.sendall(h2_frame(1, 0x4 | 0x1, stream, block))
+            elif m == "fail":
+                block = head + hpack_literal(b"grpc-status", b"14") + hpack_literal(
+                    b"grpc-message", b"simulated failure")
+                conn.sendall(h2_frame(1, 0x4 | 0x1, stream, block))
+            else:
+                # headers, one empty message (compressed flag 0, length 0), trailers
+                conn.sendall(h2_frame(1, 0x4, stream, head))
+                conn.sendall(h2_frame(0, 0, stream, b"\x00\x00\x00\x00\x00"))
+                conn.sendall(h2_frame(1, 0x4 | 0x1, stream, hpack_literal(b"grpc-status", b"0")))
         elif ftype == 7:  # GOAWAY
             return
 
 
+CRI_SOCKETS = {
+    "containerd": "/run/containerd/containerd.sock",
+    "crio": "/var/run/crio/crio.sock",
+    "cri-dockerd": "/var/run/cri-dockerd.sock",
+}
+
+
 def handle_conn(conn, addr):
-    if NAME == "containerd":
+    if NAME in CRI_SOCKETS:
         try:
             handle_grpc_unimplemented(conn)
         except Exception as e:
@@ -362,8 +386,8 @@ if NAME == "kubelet":
 elif NAME == "docker":
     socks = [listen_unix("/run/docker.sock"), listen_unix("/run/nodewarden-test/docker.sock"),
              listen_tcp(10249)]
-elif NAME == "containerd":
-    socks = [listen_unix("/run/containerd/containerd.sock")]
+elif NAME in CRI_SOCKETS:
+    socks = [listen_unix(CRI_SOCKETS[NAME])]
 else:
     socks = []
 notify("READY=1")
