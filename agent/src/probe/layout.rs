@@ -366,6 +366,36 @@ mod tests {
     }
 
     #[test]
+    fn the_layouts_sockets_and_units_match_their_real_config_files() {
+        // CRI-O's [crio.api] listen is the socket the CRI-O layout probes.
+        let crio = include_str!("layout_fixtures/crio.conf");
+        let listen = crio
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("listen = "))
+            .map(|v| v.trim_matches('"'));
+        assert_eq!(listen, Layout::CriO.default_cri_socket());
+        // cri-dockerd's unit runs after docker.service: its unit first, then docker's.
+        let unit = include_str!("layout_fixtures/cri-docker.service");
+        assert!(
+            unit.lines()
+                .any(|l| l.starts_with("After=") && l.contains("docker.service"))
+        );
+        assert!(unit.contains("ExecStart=/usr/bin/cri-dockerd"));
+        assert_eq!(
+            Layout::CriDockerd.units(),
+            ["cri-docker.service", "docker.service"]
+        );
+        assert_eq!(
+            classify_endpoint("unix:///var/run/cri-dockerd.sock").map(|c| c.0),
+            Some(Layout::CriDockerd)
+        );
+        assert_eq!(
+            Layout::CriDockerd.default_cri_socket(),
+            Some("/var/run/cri-dockerd.sock")
+        );
+    }
+
+    #[test]
     fn node_info_with_each_runtime_version() {
         for (rt, kv, want) in [
             ("docker://18.9.5", "v1.14.1", Some(Layout::Dockershim)),
