@@ -12,8 +12,8 @@ pub mod node;
 pub mod real;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod versions;
 pub mod timesync;
+pub mod versions;
 
 use std::future::Future;
 

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::ActError;
-use super::systemd::Systemd;
+use crate::host::systemd::Systemd;
 
 /// How long one candidate's state may take over D-Bus.
 const STATE_DEADLINE: Duration = Duration::from_secs(3);
