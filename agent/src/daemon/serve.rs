@@ -39,7 +39,7 @@ use crate::act::node::{
     NodeSnapshot, problem_condition,
 };
 use crate::act::real::{KubeSide, RealActuators};
-use crate::act::{ActError, Actuators, Clock, Report, SystemClock};
+use crate::act::{ActError, Actuators, Clock, Drained, Report, SystemClock};
 use crate::execute::LedgerWriteError;
 use crate::health::Observation;
 use crate::host::notify::{self, Notifier};
@@ -172,9 +172,16 @@ impl KubeSide for ApiSide {
         self.conn()?.slots.release(lease).await?;
         Ok(())
     }
-    async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
-        let report = self.conn()?.drainer.drain(spec).await?;
-        Ok(report.summary())
+    async fn drain(&self, spec: &Drain, kubelet_down: Option<&str>) -> Result<Drained, ActError> {
+        let report = self.conn()?.drainer.drain_stuck(spec, kubelet_down).await?;
+        Ok(Drained {
+            summary: report.summary(),
+            awaiting_kubelet: report
+                .awaiting_kubelet
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        })
     }
     async fn report(&self, report: &Report) {
         if let Some(c) = &self.conn

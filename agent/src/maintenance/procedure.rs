@@ -301,6 +301,7 @@ pub fn drain_spec(runbook: &Runbook, opts: &StartOptions) -> Drain {
         ignore_daemon_sets: true,
         grace_period: Dur::ZERO,
         delete_after_deadline: false,
+        skip_wait_for_delete_timeout: Dur::ZERO,
         concurrency: 5,
     });
     // A person asked for maintenance: evict ourselves even if the runbook

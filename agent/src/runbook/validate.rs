@@ -60,6 +60,12 @@ pub fn default_timing(p: Problem) -> Timing {
     }
 }
 
+/// `skipWaitForDeleteTimeout` when a drain step does not set it: one minute
+/// past the pod's `deletionTimestamp` (which the API server sets to the
+/// eviction time plus the grace period). It applies only while the findings
+/// say the kubelet or runtime cannot finish the pod, so a longer wait proves
+/// nothing more; README.md "Runbook reference" says why.
+pub const DEFAULT_SKIP_WAIT_FOR_DELETE: Dur = Dur::from_secs(60);
 pub const DEFAULT_RUNTIME_UNITS: [&str; 2] = ["containerd.service", "docker.service"];
 
 /// The longest `report.message`.
@@ -780,6 +786,10 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                     ignore_daemon_sets: d.ignore_daemon_sets.unwrap_or(true),
                     grace_period: opt_dur(&d.grace_period, Dur::ZERO),
                     delete_after_deadline: d.delete_after_deadline.unwrap_or(false),
+                    skip_wait_for_delete_timeout: opt_dur(
+                        &d.skip_wait_for_delete_timeout,
+                        DEFAULT_SKIP_WAIT_FOR_DELETE,
+                    ),
                     concurrency,
                 }),
                 true,
