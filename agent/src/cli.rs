@@ -528,6 +528,12 @@ fn status(args: &Args) -> Result<ExitCode> {
                         .map(|d| format!(" ({})", p(d)))
                         .unwrap_or_default()
                 );
+                if !a.awaiting_kubelet.is_empty() {
+                    println!(
+                        "    evicted but still terminating, awaiting this node's kubelet: {}",
+                        a.awaiting_kubelet.join(", ")
+                    );
+                }
             }
             if let Some(h) = &ep.hold {
                 println!(
