@@ -116,6 +116,9 @@ struct SimState {
     rebooted: bool,
     /// Pods assumed to stay `Terminating` after their eviction (`--assume-stuck-pods`).
     stuck_pods: u32,
+    /// They were already left to the kubelet by an earlier drain: a later
+    /// drain (the one right before the reboot) finds them past the timeout.
+    stuck_left: bool,
 }
 
 /// Records instead of acting, and moves simulated time by what each action would take.
@@ -240,7 +243,11 @@ impl SimActuators {
         let skip = spec.skip_wait_for_delete_timeout;
         match kubelet_down {
             Some(why) if !skip.is_zero() => {
-                let took = Dur::from_secs(SIM_GRACE.std().as_secs() + skip.std().as_secs());
+                let took = if self.with(|s| s.stuck_left) {
+                    Dur::from_secs(5)
+                } else {
+                    Dur::from_secs(SIM_GRACE.std().as_secs() + skip.std().as_secs())
+                };
                 self.advance(took.min(spec.timeout));
                 if took > spec.timeout {
                     return Err(ActError::Timeout {
@@ -250,6 +257,7 @@ impl SimActuators {
                         after: spec.timeout,
                     });
                 }
+                self.with(|s| s.stuck_left = true);
                 Ok(Drained {
                     summary: format!(
                         "evict this node's pods; {stuck} evicted but still terminating because {why}: left to the kubelet after grace {SIM_GRACE} + skipWaitForDeleteTimeout {skip}"
@@ -397,6 +405,7 @@ impl DryRun<'_> {
                 boot: 1,
                 rebooted: false,
                 stuck_pods: self.stuck_pods,
+                stuck_left: false,
             }),
         };
         let mut ledger = std::mem::take(&mut self.ledger);

@@ -46,7 +46,9 @@ fn opt_dur(v: &Option<S<Dur>>, default: Dur) -> Dur {
 pub fn default_timing(p: Problem) -> Timing {
     let (interval, timeout, fail_for, ok_for) = match p {
         Problem::KubeletUnhealthy => (10, 10, 60, 60),
-        Problem::PlegUnhealthy => (30, 10, 60, 300),
+        // okFor past the kubelet's 3m threshold: a restarted kubelet reports a
+        // stall only 3m after it restarts (README.md "Runbook reference").
+        Problem::PlegUnhealthy => (10, 10, 30, 200),
         Problem::ContainerRuntimeUnresponsive => (10, 10, 60, 60),
         Problem::ClockSkewed => (60, 10, 120, 300),
         Problem::SystemdOutdated => (3600, 10, 0, 0),
@@ -60,12 +62,12 @@ pub fn default_timing(p: Problem) -> Timing {
     }
 }
 
-/// `skipWaitForDeleteTimeout` when a drain step does not set it: one minute
+/// `skipWaitForDeleteTimeout` when a drain step does not set it: 30 s
 /// past the pod's `deletionTimestamp` (which the API server sets to the
 /// eviction time plus the grace period). It applies only while the findings
 /// say the kubelet or runtime cannot finish the pod, so a longer wait proves
 /// nothing more; README.md "Runbook reference" says why.
-pub const DEFAULT_SKIP_WAIT_FOR_DELETE: Dur = Dur::from_secs(60);
+pub const DEFAULT_SKIP_WAIT_FOR_DELETE: Dur = Dur::from_secs(30);
 pub const DEFAULT_RUNTIME_UNITS: [&str; 2] = ["containerd.service", "docker.service"];
 
 /// The longest `report.message`.
@@ -709,7 +711,7 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                     timeout,
                 }),
                 false,
-                secs(180),
+                secs(220),
             )
         }
         ActionDoc::RestartContainerRuntime(r) => {
@@ -736,7 +738,7 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                     timeout: opt_dur(&r.timeout, secs(180)),
                 }),
                 true,
-                secs(180),
+                secs(220),
             )
         }
         ActionDoc::RestartTimeSync(r) => {
