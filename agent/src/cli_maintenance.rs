@@ -55,10 +55,7 @@ pub enum MaintenanceCmd {
 }
 
 fn who() -> String {
-    ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown user".to_string())
+    nodewarden::who::current()
 }
 
 fn parse_dur(flag: &str, v: &str) -> Result<Dur> {

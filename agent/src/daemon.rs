@@ -38,6 +38,8 @@ pub struct Agent<A, C, L> {
     /// The last ledger write failed with this error: the in-memory ledger is
     /// ahead of the file, and nothing is planned or done until a write succeeds.
     unsaved: Option<String>,
+    /// Since when the API server has been unreachable (one log line per change).
+    api_down_since: Option<crate::model::Timestamp>,
 }
 
 impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
@@ -99,6 +101,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             store,
             last: None,
             unsaved,
+            api_down_since: None,
         })
     }
 
@@ -225,6 +228,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
     ) -> Result<Tick, LedgerWriteError> {
         self.flush()?;
         let now = self.clock.now();
+        self.note_api(cluster.api_reachable, now);
         let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
         let decision = plan(&Inputs {
             findings: &findings,
@@ -266,6 +270,28 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             executed,
             changed,
         })
+    }
+}
+
+impl<A, C, L> Agent<A, C, L> {
+    /// One line when the API server stops or starts answering (the client's
+    /// own per-request errors are kept out of the log: `logging.rs`).
+    fn note_api(&mut self, reachable: bool, now: crate::model::Timestamp) {
+        match (reachable, self.api_down_since) {
+            (false, None) => {
+                self.api_down_since = Some(now);
+                tracing::warn!(since = %now, "API server unreachable since {now}: disruptive steps held");
+            }
+            (true, Some(since)) => {
+                self.api_down_since = None;
+                tracing::info!(
+                    since = %since,
+                    "API server answers again (unreachable for {})",
+                    crate::model::Dur::between(since, now)
+                );
+            }
+            _ => {}
+        }
     }
 }
 
