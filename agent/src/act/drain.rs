@@ -58,7 +58,9 @@ use super::kube::{Kube, KubeError};
 use crate::model::Dur;
 use crate::runbook::{Drain, DrainMode};
 
+pub mod filter;
 mod skip;
+pub use filter::{Filter, Verdict};
 pub use skip::SkipWait;
 
 /// Least wait before evicting a pod again after a PDB refusal (kubectl's 5 s).
@@ -361,74 +363,9 @@ impl From<DrainError> for ActError {
 
 // ----- filters ------------------------------------------------------------
 
-/// What a pass does with one pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Skip(SkipReason),
-    /// Already terminating: wait for it.
-    Wait,
-    Evict,
-    RefuseUnmanaged,
-    RefuseDaemonSet,
-    RefuseEmptyDir,
-}
-
-fn controller_kind(p: &Pod) -> Option<&str> {
-    p.metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.kind.as_str())
-}
-
-fn is_mirror(p: &Pod) -> bool {
-    p.metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
-}
-
-fn is_finished(p: &Pod) -> bool {
-    matches!(
-        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-fn has_empty_dir(p: &Pod) -> bool {
-    p.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()))
-}
-
-/// kubectl drain's filters, in its order.
+/// kubectl drain's filters, in its order, fed `spec`'s settings (`drain/filter.rs`).
 pub fn verdict(p: &Pod, spec: &Drain) -> Verdict {
-    if is_mirror(p) {
-        return Verdict::Skip(SkipReason::Mirror);
-    }
-    if p.metadata.deletion_timestamp.is_some() {
-        return Verdict::Wait;
-    }
-    let kind = controller_kind(p);
-    if kind == Some("DaemonSet") {
-        return if spec.ignore_daemon_sets {
-            Verdict::Skip(SkipReason::DaemonSet)
-        } else {
-            Verdict::RefuseDaemonSet
-        };
-    }
-    if is_finished(p) {
-        return Verdict::Evict;
-    }
-    if has_empty_dir(p) && !spec.delete_empty_dir_data {
-        return Verdict::RefuseEmptyDir;
-    }
-    if kind.is_none() && !spec.force {
-        return Verdict::RefuseUnmanaged;
-    }
-    Verdict::Evict
+    filter::verdict(p, Filter::of(spec))
 }
 
 // ----- eviction -----------------------------------------------------------
