@@ -220,6 +220,22 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
         Ok(())
     }
 
+    /// What the planner would decide now, without carrying it out (the run
+    /// loop reads the fleet first when the answer is a storm gate that only
+    /// lacks the fleet count).
+    pub fn peek(&mut self, cluster: &ClusterView, facts: &NodeFacts) -> Decision {
+        let now = self.clock.now();
+        let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
+        plan(&Inputs {
+            findings: &findings,
+            ledger: &self.ledger,
+            runbook: &self.runbook.runbook,
+            cluster,
+            node: facts,
+            now,
+        })
+    }
+
     /// Evaluate health, plan, carry the decision out. Logs one line when the decision changes.
     pub async fn tick(
         &mut self,

@@ -152,6 +152,11 @@ async fn sa_pleg_stuck_until_reboot_reaches_the_reboot() {
             .contains("rebooting with 1 pod evicted but still terminating"),
         "the decision log says it"
     );
+    // The fleet is read before the first disruptive step, not held for it.
+    assert!(
+        !e.agent_log().contains("not known yet"),
+        "held for an unread fleet count"
+    );
     let closed = e.ledger()["closed"].clone();
     eprintln!(
         "REPORT sa: fault → reboot {:.1}s with web2-a Terminating; closed {closed}",
@@ -186,6 +191,27 @@ async fn sb_a_pdb_refusal_never_reboots() {
         return;
     };
     agent_up(&e).await;
+    // `maintenance plan` predicts the refusal.
+    let url = e.api.url();
+    let out = e.tb.exec(&[
+        "/opt/agent/nodewarden",
+        "--runbook",
+        "/opt/agent/runbook.yaml",
+        "maintenance",
+        "plan",
+        "--api-url",
+        url.as_str(),
+        "--node-name",
+        NODE,
+        "--namespace",
+        harness::NAMESPACE,
+    ]);
+    let plan = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{plan}");
+    assert!(
+        plan.contains("blocked by PDB web2-pdb (allows 0 of the 1 here)"),
+        "{plan}"
+    );
     e.tb.set_mode("kubelet", "hang-until-reboot");
     e.wait_for("episode exhausted", s(120), |e| {
         !e.ledger()["episode"]["exhausted"].is_null()

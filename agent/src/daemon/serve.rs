@@ -503,6 +503,20 @@ impl Views for Wired {
         }
     }
 
+    async fn read_fleet(&self, gate: StormGate) {
+        // Wake the refresher for a disruptive step, then wait (bounded) for its view.
+        self.wanted
+            .send_if_modified(|w| std::mem::replace(w, (Need::Now, gate)) != (Need::Now, gate));
+        let until = Instant::now() + FLEET_READ_WAIT;
+        while Instant::now() < until {
+            if self.cluster().fleet.is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::debug!("the fleet count did not come within {FLEET_READ_WAIT:?}; the storm gate holds");
+    }
+
     fn reloaded(&self, runbook: &Runbook) {
         if !self.real_probes {
             return;
@@ -623,6 +637,8 @@ fn spawn_conditions(
 }
 
 /// Slot reads while only a problem or a non-disruptive episode is open.
+/// How long a tick waits for the fleet count before its first disruptive step.
+const FLEET_READ_WAIT: Duration = Duration::from_secs(10);
 const SLOW_REFRESH: Duration = Duration::from_secs(60);
 /// The longest wait between reads while the storm gate holds.
 const STORM_REFRESH_MAX: Duration = Duration::from_secs(120);
