@@ -30,8 +30,7 @@ pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
     // e2e unit set it); only a `RUST_LOG` that names kube_client turns it on.
     let filter = || {
         let names_it = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("kube_client"));
-        let f = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(default_level.to_string()));
+        let f = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
         if names_it {
             f
         } else {

@@ -62,7 +62,7 @@ pub struct Act {
     /// since the drain step (an uncordon and re-cordon no snapshot can see);
     /// on an empty node this is one pod list.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub final_drain: Option<crate::runbook::Drain>,
+    pub final_drain: Option<Box<crate::runbook::Drain>>,
     /// For a drain (and a reboot's final drain): why this node's kubelet
     /// cannot finish terminating pods, from the findings.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -579,14 +579,16 @@ fn gate_and_act(
             .iter()
             .rev()
             .find_map(|s| match &s.action {
-                Action::Drain(d) if s.when.iter().any(|p| step.when.contains(p)) => Some(d.clone()),
+                Action::Drain(d) if s.when.iter().any(|p| step.when.contains(p)) => {
+                    Some(Box::new(d.clone()))
+                }
                 _ => None,
             })
     } else {
         None
     };
     // A disruptive step must be able to finish before a blackout begins.
-    let span = step.action.max_duration(final_drain.as_ref());
+    let span = step.action.max_duration(final_drain.as_deref());
     if step.disruptive
         && let Some(b) = i.runbook.blackout_during(now, span.after(now))
     {

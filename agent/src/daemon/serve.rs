@@ -514,7 +514,9 @@ impl Views for Wired {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tracing::debug!("the fleet count did not come within {FLEET_READ_WAIT:?}; the storm gate holds");
+        tracing::debug!(
+            "the fleet count did not come within {FLEET_READ_WAIT:?}; the storm gate holds"
+        );
     }
 
     fn reloaded(&self, runbook: &Runbook) {
