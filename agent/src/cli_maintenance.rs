@@ -55,7 +55,7 @@ pub enum MaintenanceCmd {
 }
 
 fn who() -> String {
-    nodewarden::who::current()
+    nodewarden::host::who::current()
 }
 
 fn parse_dur(flag: &str, v: &str) -> Result<Dur> {

@@ -23,4 +23,3 @@ pub mod runbook;
 pub mod safe_fs;
 pub mod text;
 pub mod view;
-pub mod who;

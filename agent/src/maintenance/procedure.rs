@@ -247,7 +247,7 @@ pub struct Ctx {
     /// The slot Leases' namespace.
     pub namespace: String,
     pub state: StateFile,
-    /// Who runs it (`$SUDO_USER`, the login uid's name, `$USER`: `crate::who`).
+    /// Who runs it (`$SUDO_USER`, the login uid's name, `$USER`: `crate::host::who`).
     pub by: String,
 }
 

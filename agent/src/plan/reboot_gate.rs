@@ -66,7 +66,7 @@ pub(super) fn reboot_gate(i: &Inputs, step: &str) -> RebootGate {
     };
     match &drain.outcome {
         Outcome::Succeeded => {}
-        Outcome::Failed(why) => {
+        Outcome::Failed(why) | Outcome::Interrupted(why) => {
             return RebootGate::NoDrain(format!(
                 "step {step:?} needs a completed drain and the most recent one (step {:?}) left pods that must leave, so rebooting would kill them without eviction: {why}",
                 drain.step
