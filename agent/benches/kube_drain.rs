@@ -59,6 +59,7 @@ async fn drain_300(concurrency: u32, latency: Duration) {
         ignore_daemon_sets: true,
         grace_period: Dur::ZERO,
         delete_after_deadline: false,
+        skip_wait_for_delete_timeout: Dur::ZERO,
         concurrency,
     };
     api.clear_log();

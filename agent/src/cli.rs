@@ -92,6 +92,9 @@ struct DryRunArgs {
     /// Assume PROBLEM keeps failing, optionally since SINCE ago (e.g. KubeletUnhealthy:5m). Repeatable.
     #[arg(long = "assume", value_name = "PROBLEM[:SINCE]")]
     assume: Vec<String>,
+    /// Assume N pods stay Terminating after their eviction (their kubelet never confirms it)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    assume_stuck_pods: u32,
     /// Other nodes in the cluster, for the storm gate
     #[arg(long, default_value_t = 10, value_name = "N")]
     cluster_nodes: u32,
@@ -364,6 +367,7 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
     let timeline = rt.block_on(
         DryRun {
             runbook: &cfg.runbook.runbook,
+            stuck_pods: d.assume_stuck_pods,
             ledger,
             assumptions,
             cluster,
@@ -537,6 +541,12 @@ fn status(args: &Args) -> Result<ExitCode> {
                         .map(|d| format!(" ({})", p(d)))
                         .unwrap_or_default()
                 );
+                if !a.awaiting_kubelet.is_empty() {
+                    println!(
+                        "    evicted but still terminating, awaiting this node's kubelet: {}",
+                        a.awaiting_kubelet.join(", ")
+                    );
+                }
             }
             if let Some(h) = &ep.hold {
                 println!(

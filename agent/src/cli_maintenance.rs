@@ -55,10 +55,7 @@ pub enum MaintenanceCmd {
 }
 
 fn who() -> String {
-    ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown user".to_string())
+    nodewarden::host::who::current()
 }
 
 fn parse_dur(flag: &str, v: &str) -> Result<Dur> {
@@ -106,7 +103,11 @@ fn render_impact(r: &ImpactReport) {
     }
     match r.longest_wait_seconds {
         Some(s) => println!("longest expected wait: {s}s (termination grace)"),
-        None => println!("longest expected wait: unbounded (a PDB blocks an eviction)"),
+        None if !r.waits_on_pdbs.is_empty() => println!(
+            "longest expected wait: depends on PDB {} (pods beyond its allowance wait for replacements to become Ready elsewhere)",
+            r.waits_on_pdbs.join(", ")
+        ),
+        None => println!("longest expected wait: unbounded (a pod is blocked)"),
     }
 }
 
@@ -139,11 +140,9 @@ pub fn run(args: &Args, cmd: &MaintenanceCmd) -> Result<ExitCode> {
             force,
             surge_single_replicas,
         } => rt.block_on(async {
+            let runbook = config(args, Output::Text)?.runbook.runbook;
             let c = ctx(args, api).await?;
-            let opts = nodewarden::maintenance::Options {
-                force: *force,
-                surge_single_replicas: *surge_single_replicas,
-            };
+            let opts = procedure::plan_options(&runbook, *force, *surge_single_replicas);
             match procedure::plan(&c, opts).await {
                 Ok(r) => {
                     if output == Output::Json {

@@ -40,6 +40,8 @@ pub struct Agent<A, C, L> {
     unsaved: Option<String>,
     /// Report-only problems active at the previous tick (their Events are sent on change).
     reported: BTreeSet<Problem>,
+    /// Since when the API server has been unreachable (one log line per change).
+    api_down_since: Option<crate::model::Timestamp>,
 }
 
 impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
@@ -102,6 +104,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             last: None,
             unsaved,
             reported: BTreeSet::new(),
+            api_down_since: None,
         })
     }
 
@@ -220,6 +223,22 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
         Ok(())
     }
 
+    /// What the planner would decide now, without carrying it out (the run
+    /// loop reads the fleet first when the answer is a storm gate that only
+    /// lacks the fleet count).
+    pub fn peek(&mut self, cluster: &ClusterView, facts: &NodeFacts) -> Decision {
+        let now = self.clock.now();
+        let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
+        plan(&Inputs {
+            findings: &findings,
+            ledger: &self.ledger,
+            runbook: &self.runbook.runbook,
+            cluster,
+            node: facts,
+            now,
+        })
+    }
+
     /// Evaluate health, plan, carry the decision out. Logs one line when the decision changes.
     pub async fn tick(
         &mut self,
@@ -228,6 +247,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
     ) -> Result<Tick, LedgerWriteError> {
         self.flush()?;
         let now = self.clock.now();
+        self.note_api(cluster.api_reachable, now);
         let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
         let decision = plan(&Inputs {
             findings: &findings,
@@ -302,6 +322,28 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             executed,
             changed,
         })
+    }
+}
+
+impl<A, C, L> Agent<A, C, L> {
+    /// One line when the API server stops or starts answering (the client's
+    /// own per-request errors are kept out of the log: `logging.rs`).
+    fn note_api(&mut self, reachable: bool, now: crate::model::Timestamp) {
+        match (reachable, self.api_down_since) {
+            (false, None) => {
+                self.api_down_since = Some(now);
+                tracing::warn!(since = %now, "API server unreachable since {now}: disruptive steps held");
+            }
+            (true, Some(since)) => {
+                self.api_down_since = None;
+                tracing::info!(
+                    since = %since,
+                    "API server answers again (unreachable for {})",
+                    crate::model::Dur::between(since, now)
+                );
+            }
+            _ => {}
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::act::{ActError, Actuators, Clock, Report};
+use crate::act::{ActError, Actuators, Clock, Drained, Report};
 use crate::execute::{Discard, execute};
 use crate::health::{Finding, Findings};
 use crate::ledger::Ledger;
@@ -114,6 +114,11 @@ struct SimState {
     cluster: ClusterView,
     boot: u32,
     rebooted: bool,
+    /// Pods assumed to stay `Terminating` after their eviction (`--assume-stuck-pods`).
+    stuck_pods: u32,
+    /// They were already left to the kubelet by an earlier drain: a later
+    /// drain (the one right before the reboot) finds them past the timeout.
+    stuck_left: bool,
 }
 
 /// Records instead of acting, and moves simulated time by what each action would take.
@@ -189,10 +194,14 @@ impl Actuators for SimActuators {
             }
         ))
     }
-    async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
+    async fn drain(&self, spec: &Drain, kubelet_down: Option<&str>) -> Result<Drained, ActError> {
+        let stuck = self.with(|s| s.stuck_pods);
+        if stuck > 0 {
+            return self.drain_stuck(spec, stuck, kubelet_down);
+        }
         // Assume a drain takes a minute, or its whole deadline if that is shorter.
         self.advance(spec.timeout.min(Dur::from_secs(60)));
-        Ok(format!(
+        Ok(Drained::done(format!(
             "evict this node's pods through pods/eviction (PDBs respected), deadline {}{}",
             spec.timeout,
             if spec.delete_after_deadline {
@@ -200,7 +209,7 @@ impl Actuators for SimActuators {
             } else {
                 ""
             }
-        ))
+        )))
     }
     async fn boot_id(&self) -> Result<String, ActError> {
         Ok(self.with(|s| format!("dry-run-boot-{}", s.boot)))
@@ -216,8 +225,69 @@ impl Actuators for SimActuators {
     async fn report(&self, _report: Report) {}
 }
 
+/// Pods evicted and stuck `Terminating` (`--assume-stuck-pods`): assumed to
+/// have the default 30 s grace period.
+const SIM_GRACE: Dur = Dur::from_secs(30);
+
+impl SimActuators {
+    /// A drain whose evicted pods stay `Terminating`: left to the kubelet
+    /// after their grace period and `skipWaitForDeleteTimeout` when the
+    /// findings say it cannot finish them, else waited for until the deadline.
+    fn drain_stuck(
+        &self,
+        spec: &Drain,
+        stuck: u32,
+        kubelet_down: Option<&str>,
+    ) -> Result<Drained, ActError> {
+        let pods: Vec<String> = (1..=stuck).map(|i| format!("assumed/stuck-{i}")).collect();
+        let skip = spec.skip_wait_for_delete_timeout;
+        match kubelet_down {
+            Some(why) if !skip.is_zero() => {
+                let took = if self.with(|s| s.stuck_left) {
+                    Dur::from_secs(5)
+                } else {
+                    Dur::from_secs(SIM_GRACE.std().as_secs() + skip.std().as_secs())
+                };
+                self.advance(took.min(spec.timeout));
+                if took > spec.timeout {
+                    return Err(ActError::Timeout {
+                        what: format!(
+                            "drain: {stuck} pod(s) still terminating; grace {SIM_GRACE} + skipWaitForDeleteTimeout {skip} is longer than the drain timeout"
+                        ),
+                        after: spec.timeout,
+                    });
+                }
+                self.with(|s| s.stuck_left = true);
+                Ok(Drained {
+                    summary: format!(
+                        "evict this node's pods; {stuck} evicted but still terminating because {why}: left to the kubelet after grace {SIM_GRACE} + skipWaitForDeleteTimeout {skip}"
+                    ),
+                    awaiting_kubelet: pods,
+                })
+            }
+            _ => {
+                self.advance(spec.timeout);
+                Err(ActError::Timeout {
+                    what: format!(
+                        "drain: {stuck} pod(s) evicted but still terminating ({}), and {}",
+                        pods.join(", "),
+                        if skip.is_zero() {
+                            "skipWaitForDeleteTimeout is 0 (always wait)"
+                        } else {
+                            "no finding says this node's kubelet cannot finish them"
+                        }
+                    ),
+                    after: spec.timeout,
+                })
+            }
+        }
+    }
+}
+
 pub struct DryRun<'a> {
     pub runbook: &'a Runbook,
+    /// Pods assumed to stay `Terminating` after eviction (`--assume-stuck-pods`).
+    pub stuck_pods: u32,
     pub ledger: Ledger,
     pub assumptions: Vec<Assumption>,
     pub cluster: ClusterView,
@@ -334,6 +404,8 @@ impl DryRun<'_> {
                 cluster: self.cluster.clone(),
                 boot: 1,
                 rebooted: false,
+                stuck_pods: self.stuck_pods,
+                stuck_left: false,
             }),
         };
         let mut ledger = std::mem::take(&mut self.ledger);

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::act::{ActError, Actuators, Clock, Report};
+use crate::act::{ActError, Actuators, Clock, Drained, Report};
 use crate::ledger::{CordonRecord, Ledger, Outcome, SlotRecord};
 use crate::model::{Gate, Problem};
 use crate::plan::{Act, CordonPlan, Decision};
@@ -313,6 +313,8 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
     ))
     .await;
 
+    // Pods a drain (or a reboot's final drain) left to this node's kubelet.
+    let mut awaiting: Vec<String> = Vec::new();
     let result: Result<Option<String>, ActError> = match &a.action {
         Action::RestartUnit(r) => act
             .restart_unit(a.unit.as_deref().unwrap_or(&r.unit), r.timeout, false)
@@ -332,7 +334,10 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
                 .map(Some),
             None => Err(ActError::Failed("no time-sync unit found".into())),
         },
-        Action::Drain(d) => act.drain(d).await.map(Some),
+        Action::Drain(d) => act.drain(d, a.kubelet_down.as_deref()).await.map(|r| {
+            awaiting = r.awaiting_kubelet;
+            Some(r.summary)
+        }),
         Action::Exec(e) => act.exec(&e.argv, e.timeout).await.map(Some),
         Action::Report(r) => {
             let msg = r
@@ -345,9 +350,20 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
         }
         Action::Reboot(_) => match final_drain(a, act).await {
             Err(e) => Err(e),
-            Ok(()) => match act.boot_id().await {
+            Ok(last) => match act.boot_id().await {
                 Err(e) => Err(e),
                 Ok(boot) => {
+                    // Every pod still here awaits this node's kubelet: say so, by name.
+                    let pods =
+                        last.map_or_else(|| a.awaiting_kubelet.clone(), |d| d.awaiting_kubelet);
+                    if !pods.is_empty() {
+                        let msg = crate::plan::awaiting_message(&pods, a.kubelet_down.as_deref());
+                        tracing::warn!(step = %a.step, pods = pods.len(), "{msg}");
+                        act.report(Report::warning("RebootingWithTerminatingPods", msg.clone()))
+                            .await;
+                        out.done.push(msg);
+                        set_awaiting(ledger, pods);
+                    }
                     ledger.record_reboot(&boot, clock.now());
                     save_or_undo(store, ledger, |l| {
                         l.reboots.pop();
@@ -372,6 +388,9 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
     match result {
         Ok(detail) => {
             ledger.finish_attempt(Outcome::Succeeded, detail.clone(), clock.now());
+            if !awaiting.is_empty() {
+                set_awaiting(ledger, awaiting);
+            }
             save(store, ledger)?;
             out.done
                 .push(format!("{what}: {}", detail.as_deref().unwrap_or("done")));
@@ -395,15 +414,26 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
     Ok(())
 }
 
+/// Records on the newest attempt the pods left to this node's kubelet.
+fn set_awaiting(ledger: &mut Ledger, pods: Vec<String>) {
+    if let Some(at) = ledger.episode.as_mut().and_then(|e| e.attempts.last_mut()) {
+        at.awaiting_kubelet = pods;
+    }
+}
+
 /// The last drain pass right before a reboot: pods may have come back since the drain step.
-async fn final_drain<A: Actuators>(a: &Act, act: &A) -> Result<(), ActError> {
+async fn final_drain<A: Actuators>(a: &Act, act: &A) -> Result<Option<Drained>, ActError> {
     match &a.final_drain {
-        None => Ok(()),
-        Some(d) => act.drain(d).await.map(|_| ()).map_err(|e| {
-            ActError::Failed(format!(
-                "final drain before the reboot failed, not rebooting: {e}"
-            ))
-        }),
+        None => Ok(None),
+        Some(d) => act
+            .drain(d, a.kubelet_down.as_deref())
+            .await
+            .map(Some)
+            .map_err(|e| {
+                ActError::Failed(format!(
+                    "final drain before the reboot failed, not rebooting: {e}"
+                ))
+            }),
     }
 }
 

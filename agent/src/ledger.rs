@@ -145,6 +145,10 @@ pub struct Attempt {
     /// What was acted on and what came of it (unit, drain report, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Drain (and reboot): pods evicted but still terminating because this
+    /// node's kubelet cannot finish them, as `namespace/name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting_kubelet: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +274,7 @@ impl Ledger {
                 finished_at: None,
                 outcome: Outcome::InProgress,
                 detail: detail.as_deref().map(bounded),
+                awaiting_kubelet: Vec::new(),
             });
             cap_attempts(&mut ep.attempts);
         }

@@ -26,9 +26,19 @@ pub enum LogFormat {
 pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
     // kube's HTTP trace layer logs every failed request at ERROR without context;
     // nodewarden reports API failures itself, with what it was doing.
+    // Kept off under a plain `RUST_LOG=info` too (the packaged unit and the
+    // e2e unit set it); only a `RUST_LOG` that names kube_client turns it on.
     let filter = || {
-        EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},kube_client=off")))
+        let names_it = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("kube_client"));
+        let f = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+        if names_it {
+            f
+        } else {
+            match "kube_client=off".parse() {
+                Ok(d) => f.add_directive(d),
+                Err(_) => f,
+            }
+        }
     };
     let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
     let want_journald =

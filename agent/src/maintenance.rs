@@ -15,6 +15,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 
+use crate::act::drain::{Filter, SkipReason, Verdict as DrainVerdict, filter};
+
 /// Everything the analysis reads. Lists may hold objects of other namespaces/nodes.
 #[derive(Debug, Default, Clone)]
 pub struct ClusterObjects {
@@ -57,6 +59,11 @@ pub struct PodImpact {
     pub grace_period_seconds: i64,
     pub verdict: Verdict,
     pub reasons: Vec<String>,
+    /// The drain evicts it (its PDBs count it).
+    #[serde(skip)]
+    pub evicted: bool,
+    #[serde(skip)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,15 +72,24 @@ pub struct ImpactReport {
     pub node: String,
     pub verdict: Verdict,
     pub pods: Vec<PodImpact>,
-    /// The longest termination grace period among pods that will move; `None` when a PDB blocks (unbounded).
+    /// The longest termination grace period among pods that will move; `None` when a pod is blocked.
     pub longest_wait_seconds: Option<i64>,
+    /// PDBs that cover more pods here than they allow now: the drain's
+    /// length depends on them ("web-pdb (allows 1 of the 3 here)").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waits_on_pdbs: Vec<String>,
+    /// A pod is blocked for a reason that waiting does not lift (a PDB that
+    /// allows no disruption, a filter refusal); `false` when every blocked
+    /// pod only waits for a PDB's allowance to come back.
+    pub blocked_for_good: bool,
     pub summary: String,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    /// Unmanaged pods may be deleted (`--force`).
-    pub force: bool,
+    /// The drain's own pod filters, fed the runbook's drain settings (and
+    /// `--force`): the report and the drain cannot disagree.
+    pub filter: Filter,
     /// Single-replica Deployments will be surged to 2 first (`--surge-single-replicas`).
     pub surge_single_replicas: bool,
 }
@@ -120,20 +136,6 @@ pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) 
         }
     }
     true
-}
-
-fn is_finished(p: &Pod) -> bool {
-    matches!(
-        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
-}
-
-fn is_mirror(p: &Pod) -> bool {
-    p.metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
 }
 
 /// The top owner (Deployment over ReplicaSet) of a pod: (kind, name).
@@ -273,30 +275,32 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
         };
         let data = local_data(p, objs);
 
-        if is_mirror(p) {
+        // The drain's own filters decide what moves (`act/drain/filter.rs`).
+        let fv = filter::verdict(p, opts.filter);
+        if fv == DrainVerdict::Skip(SkipReason::Mirror) {
             verdict = Verdict::Stays;
             reasons.push("mirror (static) pod: managed by the kubelet, stays".into());
-        } else if owner.as_ref().is_some_and(|(k, _)| k == "DaemonSet") {
+        } else if fv == DrainVerdict::Skip(SkipReason::DaemonSet) {
             verdict = Verdict::Stays;
             reasons.push("DaemonSet pod: stays".into());
-        } else if is_finished(p) {
+        } else if fv == DrainVerdict::RefuseDaemonSet {
+            verdict = Verdict::Blocked;
+            reasons.push("DaemonSet pod: the drain refuses it (ignoreDaemonSets is off)".into());
+        } else if fv == DrainVerdict::RefuseEmptyDir {
+            verdict = Verdict::Blocked;
+            reasons.push("emptyDir data: the drain refuses it (deleteEmptyDirData is off)".into());
+        } else if fv == DrainVerdict::RefuseUnmanaged {
+            verdict = Verdict::Blocked;
+            reasons.push("no controller: needs --force, and it will not come back".into());
+        } else if fv == DrainVerdict::Wait {
+            reasons.push("already terminating: the drain waits for it".into());
+        } else if filter::is_finished(p) {
             verdict = Verdict::Stays;
             reasons.push("finished: removed without eviction".into());
         } else {
             if owner.is_none() {
-                if opts.force {
-                    verdict = verdict.max(Verdict::Disruptive);
-                    reasons.push("no controller: deleted for good (--force)".into());
-                } else {
-                    verdict = Verdict::Blocked;
-                    reasons.push("no controller: needs --force, and it will not come back".into());
-                }
-            }
-            for (b, allowed) in &pdbs {
-                if *allowed < 1 {
-                    verdict = Verdict::Blocked;
-                    reasons.push(format!("PodDisruptionBudget {b} allows no disruption now"));
-                }
+                verdict = verdict.max(Verdict::Disruptive);
+                reasons.push("no controller: deleted for good (--force)".into());
             }
             if let Some(d) = desired_replicas {
                 if d <= 1 {
@@ -334,8 +338,11 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
             grace_period_seconds: grace,
             verdict,
             reasons,
+            evicted: fv == DrainVerdict::Evict && !filter::is_finished(p),
+            labels,
         });
     }
+    let (waits_on_pdbs, other_block) = pdb_allowance(objs, &mut pods);
     pods.sort_by(|a, b| {
         b.verdict
             .cmp(&a.verdict)
@@ -364,6 +371,14 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
         )
     };
     let count = |v: Verdict| pods.iter().filter(|p| p.verdict == v).count();
+    let wait = match longest_wait_seconds {
+        Some(s) => format!("{s}s"),
+        None if !other_block => format!(
+            "depends on PDB {} (pods beyond the allowance wait for replacements to become Ready elsewhere)",
+            waits_on_pdbs.join(", ")
+        ),
+        None => "unbounded (blocked)".into(),
+    };
     let summary = format!(
         "{} pods: {} blocked, {} disruptive, {} safe, {} stay; longest expected wait {}",
         pods.len(),
@@ -371,18 +386,64 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
         count(Verdict::Disruptive),
         count(Verdict::Safe),
         count(Verdict::Stays),
-        match longest_wait_seconds {
-            Some(s) => format!("{s}s"),
-            None => "unbounded (blocked)".into(),
-        }
+        wait
     );
     ImpactReport {
         node: objs.node.clone(),
         verdict,
         pods,
         longest_wait_seconds,
+        waits_on_pdbs,
+        blocked_for_good: other_block,
         summary,
     }
+}
+
+/// Per PDB, the pods here that it covers and that the drain will evict,
+/// against its `disruptionsAllowed`: every eviction spends one, so the pods
+/// beyond the allowance (in name order) are refused until replacements are
+/// Ready elsewhere. Marks them blocked; returns the PDBs exceeded, and
+/// whether any pod is blocked for another reason.
+fn pdb_allowance(objs: &ClusterObjects, pods: &mut [PodImpact]) -> (Vec<String>, bool) {
+    let mut exceeded = Vec::new();
+    let mut other_block = pods.iter().any(|p| p.verdict == Verdict::Blocked);
+    let mut budgets: Vec<&PodDisruptionBudget> = objs.pdbs.iter().collect();
+    budgets.sort_by_key(|b| ns_name(&b.metadata));
+    for b in budgets {
+        let (ns, name) = ns_name(&b.metadata);
+        let Some(sel) = b.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+            continue;
+        };
+        let allowed = b
+            .status
+            .as_ref()
+            .map_or(0, |s| s.disruptions_allowed)
+            .max(0);
+        let mut covered: Vec<usize> = pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.namespace == ns && p.evicted)
+            .filter(|(_, p)| selector_matches(sel, &p.labels))
+            .map(|(i, _)| i)
+            .collect();
+        covered.sort_by(|a, b| pods[*a].name.cmp(&pods[*b].name));
+        let m = covered.len();
+        let n = usize::try_from(allowed).unwrap_or(0);
+        if m <= n {
+            continue;
+        }
+        exceeded.push(format!("{name} (allows {n} of the {m} here)"));
+        // No disruption allowed at all: nothing here can go until the PDB changes.
+        other_block |= n == 0;
+        for i in covered.into_iter().skip(n) {
+            let p = &mut pods[i];
+            p.verdict = Verdict::Blocked;
+            p.reasons.push(format!(
+                "blocked by PDB {name} (allows {n} of the {m} here)"
+            ));
+        }
+    }
+    (exceeded, other_block)
 }
 
 #[cfg(test)]
@@ -518,7 +579,10 @@ mod tests {
         let r = impact(
             &o,
             Options {
-                force: true,
+                filter: Filter {
+                    force: true,
+                    ..Filter::default()
+                },
                 surge_single_replicas: true,
             },
         );

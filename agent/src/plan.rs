@@ -62,7 +62,14 @@ pub struct Act {
     /// since the drain step (an uncordon and re-cordon no snapshot can see);
     /// on an empty node this is one pod list.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub final_drain: Option<crate::runbook::Drain>,
+    pub final_drain: Option<Box<crate::runbook::Drain>>,
+    /// For a drain (and a reboot's final drain): why this node's kubelet
+    /// cannot finish terminating pods, from the findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubelet_down: Option<String>,
+    /// For a reboot: pods the most recent drain left to this node's kubelet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub awaiting_kubelet: Vec<String>,
     pub problems: BTreeSet<Problem>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
@@ -185,6 +192,9 @@ impl fmt::Display for Decision {
                 if a.acquire_slot {
                     write!(f, "; take a disruption slot first")?;
                 }
+                if !a.awaiting_kubelet.is_empty() {
+                    write!(f, "; {}", a.awaiting_message())?;
+                }
                 for s in &a.skipped {
                     write!(f, "; skipped {:?}: {}", s.step, s.reason)?;
                 }
@@ -251,6 +261,30 @@ impl fmt::Display for Decision {
             Decision::Paused { reason } => write!(f, "paused: {reason}"),
         }
     }
+}
+
+impl Act {
+    /// "rebooting with 1 pod evicted but still terminating because the kubelet is down (…): ns/name"
+    pub fn awaiting_message(&self) -> String {
+        awaiting_message(&self.awaiting_kubelet, self.kubelet_down.as_deref())
+    }
+}
+
+/// The one sentence about pods left to this node's kubelet at a reboot.
+pub fn awaiting_message(pods: &[String], because: Option<&str>) -> String {
+    let n = pods.len();
+    let mut names: Vec<&str> = pods.iter().take(10).map(String::as_str).collect();
+    let more = n.saturating_sub(names.len());
+    let more = (more > 0).then(|| format!("+{more} more"));
+    if let Some(m) = &more {
+        names.push(m);
+    }
+    format!(
+        "rebooting with {n} pod{} evicted but still terminating because {}: {}",
+        if n == 1 { "" } else { "s" },
+        because.unwrap_or("this node's kubelet cannot finish them"),
+        names.join(", ")
+    )
 }
 
 fn join(ps: &BTreeSet<Problem>) -> String {
@@ -519,27 +553,22 @@ fn gate_and_act(
         reason,
     };
 
-    // A reboot kills every pod left on the node: only after a drain that finished.
+    // A reboot kills every pod left on the node: only after a drain that
+    // finished, with the node cordoned since (`plan/reboot_gate.rs`).
+    let mut awaiting_kubelet = Vec::new();
     if step.action.kind() == ActionKind::Reboot && !resume {
-        // The most recent drain decides: an older success does not cover a failed re-drain.
-        let drained = i.ledger.episode.as_ref().is_some_and(|e| {
-            e.attempts
-                .iter()
-                .rev()
-                .find(|a| a.action == ActionKind::Drain)
-                .is_some_and(|a| a.outcome == Outcome::Succeeded)
-        });
-        if !drained {
-            return exhausted(
-                i,
-                format!(
-                    "step {:?} needs a completed drain in this episode and none completed: rebooting would kill pods without eviction",
-                    step.name
-                ),
-            );
-        }
-        // Someone lifted the cordon after the drain: pods may have come back. Drain again.
-        if i.cluster.node.is_some_and(|n| !n.unschedulable)
+        let redrain = match reboot_gate::reboot_gate(i, &step.name) {
+            RebootGate::NoDrain(reason) => return exhausted(i, reason),
+            RebootGate::Open {
+                awaiting_kubelet: a,
+            } => {
+                awaiting_kubelet = a;
+                None
+            }
+            RebootGate::Redrain(reason) => Some(reason),
+        };
+        // Pods may have come back since the drain. Drain again.
+        if let Some(reason) = redrain
             && let Some((di, ds)) = i
                 .runbook
                 .spec
@@ -555,7 +584,7 @@ fn gate_and_act(
             let mut skipped = skipped;
             skipped.push(Skipped {
                 step: step.name.clone(),
-                reason: "the node was uncordoned after the drain, so pods may be back: draining again first".into(),
+                reason,
             });
             return gate_and_act(i, di, ds, active, skipped, false);
         }
@@ -580,14 +609,16 @@ fn gate_and_act(
             .iter()
             .rev()
             .find_map(|s| match &s.action {
-                Action::Drain(d) if s.when.iter().any(|p| step.when.contains(p)) => Some(d.clone()),
+                Action::Drain(d) if s.when.iter().any(|p| step.when.contains(p)) => {
+                    Some(Box::new(d.clone()))
+                }
                 _ => None,
             })
     } else {
         None
     };
     // A disruptive step must be able to finish before a blackout begins.
-    let span = step.action.max_duration(final_drain.as_ref());
+    let span = step.action.max_duration(final_drain.as_deref());
     if step.disruptive
         && let Some(b) = i.runbook.blackout_during(now, span.after(now))
     {
@@ -712,6 +743,10 @@ fn gate_and_act(
         cordon,
         acquire_slot,
         resume,
+        kubelet_down: (matches!(step.action.kind(), ActionKind::Drain | ActionKind::Reboot))
+            .then(|| reboot_gate::kubelet_down(active))
+            .flatten(),
+        awaiting_kubelet,
         final_drain,
         problems: step.when.intersection(active).copied().collect(),
         skipped,
@@ -786,6 +821,10 @@ fn plan_recovery(i: &Inputs) -> Decision {
         reason,
     }
 }
+
+mod reboot_gate;
+use reboot_gate::RebootGate;
+pub use reboot_gate::kubelet_down;
 
 #[cfg(test)]
 mod props;

@@ -7,6 +7,8 @@
 
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/kubelet.rs"]
+mod kubelet;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -58,7 +60,10 @@ fn seed_workload(api: &FakeApi) {
             .node(NODE)
             .replicaset("cache-1")
             .label("app", "cache")
-            .empty_dir("tmp"),
+            .empty_dir("tmp")
+            // deletionTimestamp = eviction + grace: short, so that a drain on a
+            // hung kubelet leaves it to the kubelet within the e2e drain timeout.
+            .grace(3),
     );
     api.add_daemonset("kube-system", "fluentd", &[("app", "fluentd")]);
     api.add_pod(

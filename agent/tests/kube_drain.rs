@@ -26,6 +26,7 @@ fn spec(timeout_secs: u64) -> Drain {
         ignore_daemon_sets: true,
         grace_period: Dur::ZERO,
         delete_after_deadline: false,
+        skip_wait_for_delete_timeout: Dur::ZERO,
         concurrency: 10,
     }
 }

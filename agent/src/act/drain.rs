@@ -23,6 +23,11 @@
 //!    refused pod is due again, or a new pod shows up. No per-pod GET polling:
 //!    300 pods cost 300 evictions + 1 LIST + 1 WATCH.
 //!
+//! With [`SkipWait`] (`skipWaitForDeleteTimeout` while the episode's findings
+//! say this node's kubelet cannot finish pods; `drain/skip.rs`), a pod evicted
+//! long enough ago is no longer waited for: it is reported as *awaiting this
+//! node's kubelet* and does not hold the drain.
+//!
 //! The drain ends `Ok` only when nothing that must leave is left; otherwise
 //! `Err` with the report (evicted, skipped + why, blocked + which PDB, still
 //! present). After the deadline, pods are deleted without eviction (ignoring
@@ -52,6 +57,11 @@ use super::ActError;
 use super::kube::{Kube, KubeError};
 use crate::model::Dur;
 use crate::runbook::{Drain, DrainMode};
+
+pub mod filter;
+mod skip;
+pub use filter::{Filter, Verdict};
+pub use skip::SkipWait;
 
 /// Least wait before evicting a pod again after a PDB refusal (kubectl's 5 s).
 pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -129,6 +139,14 @@ pub struct DrainReport {
     pub node: String,
     /// Evictions accepted (request mode: pods that left the node).
     pub evicted: Vec<PodRef>,
+    /// Evicted (or waited for) and gone from the node.
+    pub gone: Vec<PodRef>,
+    /// Evicted (or found terminating) and no longer waited for: this node's
+    /// kubelet cannot finish them (`skipWaitForDeleteTimeout`); they go with the reboot.
+    pub awaiting_kubelet: Vec<PodRef>,
+    /// Why the kubelet cannot finish them (the episode's findings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting_because: Option<String>,
     /// Deleted without eviction after the deadline (`deleteAfterDeadline`).
     pub deleted: Vec<PodRef>,
     /// Already terminating when found; waited for.
@@ -156,6 +174,23 @@ impl DrainReport {
     /// One line, bounded in length.
     pub fn summary(&self) -> String {
         let mut parts = vec![format!("evicted {}", self.evicted.len())];
+        if !self.gone.is_empty() {
+            parts.push(format!(
+                "gone {} ({})",
+                self.gone.len(),
+                list_names(&self.gone, 5)
+            ));
+        }
+        if !self.awaiting_kubelet.is_empty() {
+            parts.push(format!(
+                "evicted but still terminating because {} {} ({})",
+                self.awaiting_because
+                    .as_deref()
+                    .unwrap_or("the kubelet is down"),
+                self.awaiting_kubelet.len(),
+                list_names(&self.awaiting_kubelet, 5)
+            ));
+        }
         if !self.deleted.is_empty() {
             parts.push(format!(
                 "deleted without eviction {} ({})",
@@ -328,74 +363,9 @@ impl From<DrainError> for ActError {
 
 // ----- filters ------------------------------------------------------------
 
-/// What a pass does with one pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Skip(SkipReason),
-    /// Already terminating: wait for it.
-    Wait,
-    Evict,
-    RefuseUnmanaged,
-    RefuseDaemonSet,
-    RefuseEmptyDir,
-}
-
-fn controller_kind(p: &Pod) -> Option<&str> {
-    p.metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.kind.as_str())
-}
-
-fn is_mirror(p: &Pod) -> bool {
-    p.metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
-}
-
-fn is_finished(p: &Pod) -> bool {
-    matches!(
-        p.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-fn has_empty_dir(p: &Pod) -> bool {
-    p.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()))
-}
-
-/// kubectl drain's filters, in its order.
+/// kubectl drain's filters, in its order, fed `spec`'s settings (`drain/filter.rs`).
 pub fn verdict(p: &Pod, spec: &Drain) -> Verdict {
-    if is_mirror(p) {
-        return Verdict::Skip(SkipReason::Mirror);
-    }
-    if p.metadata.deletion_timestamp.is_some() {
-        return Verdict::Wait;
-    }
-    let kind = controller_kind(p);
-    if kind == Some("DaemonSet") {
-        return if spec.ignore_daemon_sets {
-            Verdict::Skip(SkipReason::DaemonSet)
-        } else {
-            Verdict::RefuseDaemonSet
-        };
-    }
-    if is_finished(p) {
-        return Verdict::Evict;
-    }
-    if has_empty_dir(p) && !spec.delete_empty_dir_data {
-        return Verdict::RefuseEmptyDir;
-    }
-    if kind.is_none() && !spec.force {
-        return Verdict::RefuseUnmanaged;
-    }
-    Verdict::Evict
+    filter::verdict(p, Filter::of(spec))
 }
 
 // ----- eviction -----------------------------------------------------------
@@ -494,8 +464,66 @@ struct Track {
     waited: BTreeSet<PodRef>,
     skipped: BTreeMap<PodRef, SkipReason>,
     deleted: BTreeSet<PodRef>,
+    /// Pods left to this node's kubelet (`skipWaitForDeleteTimeout`), by UID.
+    awaiting: BTreeMap<PodRef, String>,
+    /// When each waited-for pod stops being waited for (with `skip`).
+    skip_at: BTreeMap<PodRef, Instant>,
+    skip: Option<SkipWait>,
     refusals: u32,
     passes: u32,
+}
+
+impl Track {
+    /// A terminating pod: awaited from now on, or left to the kubelet when
+    /// its `deletionTimestamp` is old enough and the kubelet cannot finish it.
+    fn terminating(&mut self, p: &Pod, key: PodRef, id: String) {
+        let due = self
+            .skip
+            .as_ref()
+            .and_then(|s| s.skip_instant(p, jiff::Timestamp::now(), Instant::now()));
+        match due {
+            Some(at) if at <= Instant::now() => {
+                self.waiting.remove(&key);
+                self.skip_at.remove(&key);
+                self.awaiting.insert(key, id);
+            }
+            Some(at) => {
+                self.awaiting.remove(&key);
+                self.skip_at.insert(key.clone(), at);
+                self.waiting.insert(key, id);
+            }
+            None => {
+                self.waiting.insert(key, id);
+            }
+        }
+    }
+
+    /// Moves waited-for pods whose skip time has come to `awaiting`; true when any moved.
+    fn promote_due(&mut self, now: Instant) -> bool {
+        let due: Vec<PodRef> = self
+            .skip_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut moved = false;
+        for key in due {
+            self.skip_at.remove(&key);
+            if let Some(id) = self.waiting.remove(&key) {
+                tracing::info!(pod = %key, "no longer waited for: evicted, still terminating, and this node's kubelet cannot finish it");
+                self.awaiting.insert(key, id);
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    /// The pod is gone (DELETED, or replaced by a new UID).
+    fn forget_awaiting(&mut self, key: &PodRef, id: Option<&str>) {
+        if id.is_none_or(|id| self.awaiting.get(key).is_some_and(|u| u == id)) {
+            self.awaiting.remove(key);
+        }
+    }
 }
 
 impl Drainer {
@@ -515,11 +543,27 @@ impl Drainer {
         format!("spec.nodeName={}", self.node)
     }
 
-    /// Drains per `spec`. `Ok` only when nothing that must leave is left.
+    /// Drains per `spec`, waiting for every terminating pod (kubectl's
+    /// default). `Ok` only when nothing that must leave is left.
     pub async fn drain(&self, spec: &Drain) -> Result<DrainReport, DrainError> {
+        self.drain_stuck(spec, None).await
+    }
+
+    /// Drains per `spec`; `kubelet_down` (why this node's kubelet or runtime
+    /// cannot finish terminating pods, from the episode's findings) turns on
+    /// `skipWaitForDeleteTimeout`. `Ok` when nothing that must leave is left
+    /// but pods awaiting this node's kubelet.
+    pub async fn drain_stuck(
+        &self,
+        spec: &Drain,
+        kubelet_down: Option<&str>,
+    ) -> Result<DrainReport, DrainError> {
         let start = Instant::now();
         let deadline = (!spec.timeout.is_zero()).then(|| start + spec.timeout.std());
-        let mut track = Track::default();
+        let mut track = Track {
+            skip: SkipWait::new(spec, kubelet_down),
+            ..Track::default()
+        };
         let result = match spec.mode {
             DrainMode::Evict => self.evict_all(spec, deadline, &mut track).await,
             DrainMode::Request => self.request(spec, deadline, &mut track).await,
@@ -548,9 +592,22 @@ impl Drainer {
         let mut still: BTreeSet<PodRef> = t.waiting.keys().cloned().collect();
         still.extend(t.blocked.keys().cloned());
         still.extend(t.pending.keys().cloned());
+        let gone = t
+            .evicted
+            .iter()
+            .chain(&t.waited)
+            .chain(&t.deleted)
+            .filter(|p| !still.contains(*p) && !t.awaiting.contains_key(*p))
+            .cloned()
+            .collect::<BTreeSet<_>>();
         DrainReport {
             node: self.node.clone(),
             evicted: t.evicted.iter().cloned().collect(),
+            gone: gone.into_iter().collect(),
+            awaiting_kubelet: t.awaiting.keys().cloned().collect(),
+            awaiting_because: (!t.awaiting.is_empty())
+                .then(|| t.skip.as_ref().map(|s| s.because().to_string()))
+                .flatten(),
             deleted: t.deleted.iter().cloned().collect(),
             waited: t.waited.iter().cloned().collect(),
             skipped: t
@@ -625,8 +682,10 @@ impl Drainer {
         now: Instant,
     ) -> Result<Vec<(PodRef, String)>, Refusals> {
         let mut refusals = Refusals::default();
-        let mut seen_waiting = BTreeMap::new();
         let mut seen_blocked = BTreeSet::new();
+        t.waiting.clear();
+        t.awaiting.clear();
+        t.skip_at.clear();
         let mut evict = Vec::new();
         for p in &pods {
             let key = PodRef::of(p);
@@ -639,7 +698,7 @@ impl Drainer {
                     if !t.evicted.contains(&key) && !t.deleted.contains(&key) {
                         t.waited.insert(key.clone());
                     }
-                    seen_waiting.insert(key, id);
+                    t.terminating(p, key, id);
                 }
                 Verdict::Evict => match t.blocked.get(&key) {
                     Some(b) if b.uid == id && b.retry_at > now => {
@@ -652,7 +711,6 @@ impl Drainer {
                 Verdict::RefuseEmptyDir => refusals.empty_dir.push(key),
             }
         }
-        t.waiting = seen_waiting;
         t.blocked.retain(|k, _| seen_blocked.contains(k));
         t.pending = evict.iter().cloned().collect();
         if refusals.is_empty() {
@@ -900,7 +958,8 @@ impl Drainer {
             let silence = Duration::from_secs(u64::from(server_timeout)) + Duration::from_secs(30);
             loop {
                 let next_retry = t.blocked.values().map(|b| b.retry_at).min();
-                let wake = [end, next_retry].into_iter().flatten().min();
+                let next_skip = t.skip_at.values().min().copied();
+                let wake = [end, next_retry, next_skip].into_iter().flatten().min();
                 let wait_for = wake
                     .map(|w| w.saturating_duration_since(Instant::now()))
                     .unwrap_or(silence)
@@ -908,6 +967,12 @@ impl Drainer {
                 let ev = match tokio::time::timeout(wait_for, stream.try_next()).await {
                     Err(_) => {
                         let now = Instant::now();
+                        if t.promote_due(now) {
+                            if done(t) {
+                                return Ok(WaitEnd::Settled);
+                            }
+                            continue;
+                        }
                         if end.is_some_and(|d| now >= d) {
                             return Ok(WaitEnd::Deadline);
                         }
@@ -941,7 +1006,9 @@ impl Drainer {
                         let id = uid(&p);
                         if t.waiting.get(&key) == Some(&id) {
                             t.waiting.remove(&key);
+                            t.skip_at.remove(&key);
                         }
+                        t.forget_awaiting(&key, Some(&id));
                         if t.blocked.get(&key).is_some_and(|b| b.uid == id) {
                             t.blocked.remove(&key);
                         }
@@ -972,6 +1039,10 @@ impl Drainer {
         // Same name, new UID: the old pod is gone (a StatefulSet replacement).
         if t.waiting.get(&key).is_some_and(|u| *u != id) {
             t.waiting.remove(&key);
+            t.skip_at.remove(&key);
+        }
+        if t.awaiting.get(&key).is_some_and(|u| *u != id) {
+            t.forget_awaiting(&key, None);
         }
         if t.blocked.get(&key).is_some_and(|b| b.uid != id) {
             t.blocked.remove(&key);
@@ -989,7 +1060,9 @@ impl Drainer {
                 if spec.mode == DrainMode::Evict {
                     t.blocked.remove(&key);
                     t.pending.remove(&key);
-                    t.waiting.insert(key, id);
+                    if !t.awaiting.contains_key(&key) {
+                        t.terminating(p, key, id);
+                    }
                 }
                 // Request mode: the pod stays pending until it is deleted.
                 false
@@ -1000,6 +1073,7 @@ impl Drainer {
             }
             _ => {
                 let known = t.waiting.get(&key) == Some(&id)
+                    || t.awaiting.get(&key) == Some(&id)
                     || t.blocked.get(&key).is_some_and(|b| b.uid == id)
                     || t.pending.get(&key) == Some(&id);
                 !known
@@ -1018,6 +1092,8 @@ impl Drainer {
         let mut longest = 0u64;
         let grace = (!spec.grace_period.is_zero()).then(|| spec.grace_period.std().as_secs());
         t.waiting.clear();
+        t.awaiting.clear();
+        t.skip_at.clear();
         t.pending.clear();
         let mut delete = Vec::new();
         for p in &pods {
@@ -1025,7 +1101,7 @@ impl Drainer {
             match verdict(p, spec) {
                 Verdict::Skip(_) => {}
                 Verdict::Wait => {
-                    t.waiting.insert(key, uid(p));
+                    t.terminating(p, key, uid(p));
                 }
                 _ => {
                     let g = grace.unwrap_or_else(|| {
@@ -1203,6 +1279,7 @@ mod tests {
             ignore_daemon_sets: true,
             grace_period: Dur::ZERO,
             delete_after_deadline: false,
+            skip_wait_for_delete_timeout: Dur::ZERO,
             concurrency: 10,
         }
     }

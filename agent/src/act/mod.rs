@@ -86,6 +86,27 @@ impl Report {
     }
 }
 
+/// A drain that finished: nothing that must leave is left but pods awaiting
+/// this node's kubelet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drained {
+    /// One line: the drain report's summary.
+    pub summary: String,
+    /// Pods evicted (or found terminating) that this node's kubelet cannot
+    /// finish (`skipWaitForDeleteTimeout`), as `namespace/name`: they go with the reboot.
+    pub awaiting_kubelet: Vec<String>,
+}
+
+impl Drained {
+    pub fn done(summary: impl Into<String>) -> Self {
+        Drained {
+            summary: summary.into(),
+            awaiting_kubelet: Vec::new(),
+        }
+    }
+}
+
 /// Every side effect the executor can cause.
 pub trait Actuators {
     /// Set `spec.unschedulable` with nodewarden's ownership annotation.
@@ -114,8 +135,14 @@ pub trait Actuators {
     ) -> impl Future<Output = Result<String, ActError>> {
         self.restart_unit(planned, timeout, false)
     }
-    /// Drain the node; returns a one-line summary of the drain report.
-    fn drain(&self, spec: &Drain) -> impl Future<Output = Result<String, ActError>>;
+    /// Drain the node. `kubelet_down` says why this node's kubelet or runtime
+    /// cannot finish terminating pods (the episode's findings; `None` when it
+    /// can): only then is `skipWaitForDeleteTimeout` applied.
+    fn drain(
+        &self,
+        spec: &Drain,
+        kubelet_down: Option<&str>,
+    ) -> impl Future<Output = Result<Drained, ActError>>;
     /// The current boot ID (recorded before a reboot).
     fn boot_id(&self) -> impl Future<Output = Result<String, ActError>>;
     /// Ask login1 to reboot. Returns once the request is accepted.

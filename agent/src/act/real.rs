@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{ActError, Actuators, Report};
+use super::{ActError, Actuators, Drained, Report};
 use crate::host::systemd::Systemd;
 use crate::model::Dur;
 use crate::runbook::Drain;
@@ -19,7 +19,11 @@ pub trait KubeSide: Send + Sync {
     fn disown_cordon(&self) -> impl Future<Output = Result<(), ActError>> + Send;
     fn acquire_slot(&self) -> impl Future<Output = Result<String, ActError>> + Send;
     fn release_slot(&self, lease: &str) -> impl Future<Output = Result<(), ActError>> + Send;
-    fn drain(&self, spec: &Drain) -> impl Future<Output = Result<String, ActError>> + Send;
+    fn drain(
+        &self,
+        spec: &Drain,
+        kubelet_down: Option<&str>,
+    ) -> impl Future<Output = Result<Drained, ActError>> + Send;
     fn report(&self, report: &Report) -> impl Future<Output = ()> + Send;
 }
 
@@ -47,7 +51,7 @@ impl KubeSide for NoApi {
     async fn release_slot(&self, _: &str) -> Result<(), ActError> {
         Err(no_api())
     }
-    async fn drain(&self, _: &Drain) -> Result<String, ActError> {
+    async fn drain(&self, _: &Drain, _: Option<&str>) -> Result<Drained, ActError> {
         Err(no_api())
     }
     async fn report(&self, _: &Report) {}
@@ -144,8 +148,8 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
         }
         Ok(detail)
     }
-    async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
-        self.kube.drain(spec).await
+    async fn drain(&self, spec: &Drain, kubelet_down: Option<&str>) -> Result<Drained, ActError> {
+        self.kube.drain(spec, kubelet_down).await
     }
     async fn boot_id(&self) -> Result<String, ActError> {
         let path = self.boot_id_path.clone();

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use super::{ActError, Actuators, Clock, Report};
+use super::{ActError, Actuators, Clock, Drained, Report};
 use crate::model::{Dur, Timestamp};
 use crate::runbook::Drain;
 
@@ -139,9 +139,9 @@ impl Actuators for RecordingActuators {
         self.call(Call::Restart, format!("restart {unit}"))
             .map(|_| format!("{unit} restarted"))
     }
-    async fn drain(&self, _spec: &Drain) -> Result<String, ActError> {
+    async fn drain(&self, _spec: &Drain, _: Option<&str>) -> Result<Drained, ActError> {
         self.call(Call::Drain, "drain".into())
-            .map(|_| "drained".into())
+            .map(|_| Drained::done("drained"))
     }
     async fn boot_id(&self) -> Result<String, ActError> {
         self.call(Call::BootId, "boot-id".into())?;
@@ -193,8 +193,8 @@ impl<A: Actuators> Actuators for &A {
             .restart_time_sync(planned, candidates, timeout)
             .await
     }
-    async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
-        (**self).drain(spec).await
+    async fn drain(&self, spec: &Drain, kubelet_down: Option<&str>) -> Result<Drained, ActError> {
+        (**self).drain(spec, kubelet_down).await
     }
     async fn boot_id(&self) -> Result<String, ActError> {
         (**self).boot_id().await

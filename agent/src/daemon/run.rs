@@ -22,7 +22,8 @@ use crate::health::Observation;
 use crate::host::notify::Notifier;
 use crate::ledger::{Ledger, MaintenanceRecord};
 use crate::plan::{ClusterView, NodeFacts};
-use crate::runbook::Runbook;
+use crate::plan::{Decision, Gate};
+use crate::runbook::{Runbook, StormGate};
 
 /// Where the loop gets its view of the cluster and of the node each tick.
 pub trait Views {
@@ -42,6 +43,11 @@ pub trait Views {
     /// Planned maintenance in force on this node (`nodewarden maintenance start`).
     fn maintenance(&self) -> Option<MaintenanceRecord> {
         None
+    }
+    /// Read the other nodes' health for the storm gate now, bounded in
+    /// time; the next [`Views::cluster`] carries it when it came.
+    fn read_fleet(&self, _gate: StormGate) -> impl Future<Output = ()> {
+        async {}
     }
 }
 
@@ -230,8 +236,25 @@ where
             unwritable(views, notifier, &e, &mut backoff, &mut next);
             continue;
         }
-        let cluster = views.cluster();
+        let mut cluster = views.cluster();
         let facts = views.facts(&agent.runbook().runbook).await;
+        // A disruptive step held only because the fleet was never read: read
+        // it first rather than hold (and report Held) for one tick.
+        if cluster.api_reachable
+            && cluster.fleet.is_none()
+            && matches!(
+                agent.peek(&cluster, &facts),
+                Decision::Hold {
+                    gate: Gate::StormGate,
+                    ..
+                }
+            )
+        {
+            views
+                .read_fleet(agent.runbook().runbook.spec.safety.storm_gate)
+                .await;
+            cluster = views.cluster();
+        }
         let tick = tokio::select! {
             biased;
             msg = control.recv() => match msg {

@@ -39,7 +39,7 @@ use crate::act::node::{
     NodeSnapshot, problem_condition,
 };
 use crate::act::real::{KubeSide, RealActuators};
-use crate::act::{ActError, Actuators, Clock, Report, SystemClock};
+use crate::act::{ActError, Actuators, Clock, Drained, Report, SystemClock};
 use crate::execute::LedgerWriteError;
 use crate::health::Observation;
 use crate::host::notify::{self, Notifier};
@@ -172,9 +172,16 @@ impl KubeSide for ApiSide {
         self.conn()?.slots.release(lease).await?;
         Ok(())
     }
-    async fn drain(&self, spec: &Drain) -> Result<String, ActError> {
-        let report = self.conn()?.drainer.drain(spec).await?;
-        Ok(report.summary())
+    async fn drain(&self, spec: &Drain, kubelet_down: Option<&str>) -> Result<Drained, ActError> {
+        let report = self.conn()?.drainer.drain_stuck(spec, kubelet_down).await?;
+        Ok(Drained {
+            summary: report.summary(),
+            awaiting_kubelet: report
+                .awaiting_kubelet
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        })
     }
     async fn report(&self, report: &Report) {
         if let Some(c) = &self.conn
@@ -512,6 +519,22 @@ impl Views for Wired {
         }
     }
 
+    async fn read_fleet(&self, gate: StormGate) {
+        // Wake the refresher for a disruptive step, then wait (bounded) for its view.
+        self.wanted
+            .send_if_modified(|w| std::mem::replace(w, (Need::Now, gate)) != (Need::Now, gate));
+        let until = Instant::now() + FLEET_READ_WAIT;
+        while Instant::now() < until {
+            if self.cluster().fleet.is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::debug!(
+            "the fleet count did not come within {FLEET_READ_WAIT:?}; the storm gate holds"
+        );
+    }
+
     fn reloaded(&self, runbook: &Runbook) {
         if !self.real_probes {
             return;
@@ -632,6 +655,8 @@ fn spawn_conditions(
 }
 
 /// Slot reads while only a problem or a non-disruptive episode is open.
+/// How long a tick waits for the fleet count before its first disruptive step.
+const FLEET_READ_WAIT: Duration = Duration::from_secs(10);
 const SLOW_REFRESH: Duration = Duration::from_secs(60);
 /// The longest wait between reads while the storm gate holds.
 const STORM_REFRESH_MAX: Duration = Duration::from_secs(120);

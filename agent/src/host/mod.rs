@@ -10,3 +10,4 @@ pub mod notify;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;
+pub mod who;

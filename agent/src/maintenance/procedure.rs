@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::{ImpactReport, Options, Verdict, fetch, impact};
 use crate::act::ActError;
 use crate::act::Report;
-use crate::act::drain::Drainer;
+use crate::act::drain::{Drainer, Filter};
 use crate::act::guard::{GuardError, SlotConfig, Slots};
 use crate::act::kube::{Kube, KubeError};
 use crate::act::node::{
@@ -247,7 +247,7 @@ pub struct Ctx {
     /// The slot Leases' namespace.
     pub namespace: String,
     pub state: StateFile,
-    /// Who runs it (`$SUDO_USER`, `$USER`).
+    /// Who runs it (`$SUDO_USER`, the login uid's name, `$USER`: `crate::host::who`).
     pub by: String,
 }
 
@@ -289,26 +289,42 @@ pub struct Ended {
 /// The drain `start` runs: the runbook's drain step when it has one, with the
 /// deadline and `force` of the command line.
 pub fn drain_spec(runbook: &Runbook, opts: &StartOptions) -> Drain {
+    drain_with(runbook, opts.timeout, opts.force)
+}
+
+/// What `maintenance plan` reports with: the filters of the drain `start`
+/// runs (the runbook's drain settings and `--force`), so the two agree.
+pub fn plan_options(runbook: &Runbook, force: bool, surge_single_replicas: bool) -> Options {
+    Options {
+        filter: Filter::of(&drain_with(runbook, Dur::from_secs(600), force)),
+        surge_single_replicas,
+    }
+}
+
+fn drain_with(runbook: &Runbook, timeout: Dur, force: bool) -> Drain {
     let base = runbook.spec.steps.iter().find_map(|s| match &s.action {
         Action::Drain(d) => Some(d.clone()),
         _ => None,
     });
     let mut d = base.unwrap_or(Drain {
         mode: DrainMode::Evict,
-        timeout: opts.timeout,
+        timeout,
         delete_empty_dir_data: true,
         force: false,
         ignore_daemon_sets: true,
         grace_period: Dur::ZERO,
         delete_after_deadline: false,
+        skip_wait_for_delete_timeout: Dur::ZERO,
         concurrency: 5,
     });
     // A person asked for maintenance: evict ourselves even if the runbook
     // delegates remediation drains to the platform.
     d.mode = DrainMode::Evict;
-    d.timeout = opts.timeout;
-    d.force = d.force || opts.force;
+    d.timeout = timeout;
+    d.force = d.force || force;
     d.delete_after_deadline = false;
+    // A healthy kubelet (planned maintenance): wait for every pod, as kubectl does.
+    d.skip_wait_for_delete_timeout = Dur::ZERO;
     d
 }
 
@@ -365,7 +381,7 @@ pub async fn start(
     let report = plan(
         ctx,
         Options {
-            force: opts.force,
+            filter: Filter::of(&drain_spec(runbook, opts)),
             surge_single_replicas: opts.surge_single_replicas,
         },
     )
@@ -381,7 +397,9 @@ pub async fn start(
             (s, true)
         }
         None => {
-            if report.verdict == Verdict::Blocked {
+            // Pods that only wait for a PDB's allowance to come back do not
+            // stop the start: the drain evicts them as replacements get Ready.
+            if report.verdict == Verdict::Blocked && report.blocked_for_good {
                 return Err(MaintError::Blocked(Box::new(report)));
             }
             let view = crate::act::node::node_view(&current);

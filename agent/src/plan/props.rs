@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use proptest::prelude::*;
 
 use super::*;
-use crate::act::{ActError, Actuators, Clock, Report};
+use crate::act::{ActError, Actuators, Clock, Drained, Report};
 use crate::execute::{Discard, execute};
 use crate::health::Finding;
 use crate::runbook::{Drain, Runbook, parse};
@@ -41,7 +41,33 @@ struct World {
     reboots: Vec<i64>,
     boot: u32,
     drained: bool,
+    /// What the next drain meets on the node.
+    drain_kind: DrainKind,
+    /// Pods that must leave were refused by a PDB or never evicted, and no
+    /// drain has removed them since.
+    must_leave_left: bool,
+    /// A drain completed while cordoned, and the node stayed cordoned since.
+    cordoned_since_drain: bool,
+    /// A drain completed during this tick (its episode is noted after it).
+    drained_now: bool,
+    /// The episode of the most recent completed drain.
+    drain_episode: Option<String>,
     violations: Vec<String>,
+}
+
+/// What a drain meets on the node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum DrainKind {
+    /// Every pod evicted and gone.
+    #[default]
+    Clean,
+    /// A pod evicted but still terminating: only a drain told that this
+    /// node's kubelet cannot finish it leaves it to the kubelet.
+    Stuck,
+    /// A PDB refuses an eviction until the deadline.
+    PdbRefused,
+    /// A pod cannot be evicted at all (no controller, force off).
+    NotEvicted,
 }
 
 const FLEET: u32 = 10;
@@ -115,6 +141,7 @@ impl Actuators for Fake<'_> {
             w.unschedulable = false;
             w.annotation = false;
             w.drained = false;
+            w.cordoned_since_drain = false;
         }
         Ok(())
     }
@@ -198,15 +225,40 @@ impl Actuators for Fake<'_> {
             Ok("restarted".into())
         }
     }
-    async fn drain(&self, _: &Drain) -> Result<String, ActError> {
+    async fn drain(&self, _: &Drain, kubelet_down: Option<&str>) -> Result<Drained, ActError> {
         let mut w = self.w.lock().unwrap();
         w.check_disruptive(self.rb, "drain");
         w.now += 60;
         if w.fail_actions || !w.api {
-            return Err(ActError::Failed("simulated PDB block".into()));
+            return Err(ActError::Failed("simulated API failure".into()));
         }
-        w.drained = true;
-        Ok("drained".into())
+        let done = |w: &mut World, awaiting: Vec<String>| {
+            w.drained = true;
+            w.must_leave_left = false;
+            w.cordoned_since_drain = w.unschedulable;
+            w.drained_now = true;
+            Ok(Drained {
+                summary: "drained".into(),
+                awaiting_kubelet: awaiting,
+            })
+        };
+        match w.drain_kind {
+            DrainKind::Clean => done(&mut w, Vec::new()),
+            DrainKind::Stuck if kubelet_down.is_some() => done(&mut w, vec!["ns/stuck".into()]),
+            DrainKind::Stuck => Err(ActError::Failed(
+                "ns/stuck still terminating at the deadline".into(),
+            )),
+            DrainKind::PdbRefused => {
+                w.must_leave_left = true;
+                Err(ActError::Failed("ns/web blocked by PDB web-pdb".into()))
+            }
+            DrainKind::NotEvicted => {
+                w.must_leave_left = true;
+                Err(ActError::Failed(
+                    "cannot drain: ns/bare not managed by a controller".into(),
+                ))
+            }
+        }
     }
     async fn boot_id(&self) -> Result<String, ActError> {
         Ok(format!("boot-{}", self.w.lock().unwrap().boot))
@@ -218,6 +270,16 @@ impl Actuators for Fake<'_> {
         if !w.drained {
             w.violations
                 .push(format!("reboot at {now} without a completed drain"));
+        }
+        if w.must_leave_left {
+            w.violations.push(format!(
+                "reboot at {now} with pods refused by a PDB or never evicted"
+            ));
+        }
+        if !w.cordoned_since_drain {
+            w.violations.push(format!(
+                "reboot at {now} without the node cordoned since the drain"
+            ));
         }
         let cap = self.rb.spec.safety.reboots;
         let n = w
@@ -258,6 +320,16 @@ struct Tick {
     admin_toggle: bool,
     other_slot_busy: bool,
     fail_actions: bool,
+    drain_kind: DrainKind,
+}
+
+fn drain_kind() -> impl Strategy<Value = DrainKind> {
+    prop_oneof![
+        3 => Just(DrainKind::Clean),
+        3 => Just(DrainKind::Stuck),
+        1 => Just(DrainKind::PdbRefused),
+        1 => Just(DrainKind::NotEvicted),
+    ]
 }
 
 fn tick() -> impl Strategy<Value = Tick> {
@@ -270,6 +342,7 @@ fn tick() -> impl Strategy<Value = Tick> {
         prop::bool::weighted(0.05),
         prop::bool::weighted(0.2),
         prop::bool::weighted(0.2),
+        drain_kind(),
     )
         .prop_map(
             |(
@@ -281,6 +354,7 @@ fn tick() -> impl Strategy<Value = Tick> {
                 admin_toggle,
                 other_slot_busy,
                 fail_actions,
+                drain_kind,
             )| Tick {
                 advance,
                 problems,
@@ -290,6 +364,7 @@ fn tick() -> impl Strategy<Value = Tick> {
                 admin_toggle,
                 other_slot_busy,
                 fail_actions,
+                drain_kind,
             },
         )
 }
@@ -324,6 +399,7 @@ fn run(ticks: &[Tick]) -> (World, Ledger) {
             w.fleet_unhealthy = tk.fleet_unhealthy;
             w.other_slot_busy = tk.other_slot_busy;
             w.fail_actions = tk.fail_actions;
+            w.drain_kind = tk.drain_kind;
             if tk.admin_toggle {
                 if !w.unschedulable {
                     w.unschedulable = true;
@@ -333,6 +409,7 @@ fn run(ticks: &[Tick]) -> (World, Ledger) {
                     w.unschedulable = false;
                     w.cordoned_by_admin = false;
                     w.drained = false;
+                    w.cordoned_since_drain = false;
                 }
             }
         }
@@ -432,6 +509,7 @@ fn run(ticks: &[Tick]) -> (World, Ledger) {
         }
         let active: BTreeSet<Problem> = findings.active_set();
         let had_episode = ledger.episode.is_some();
+        let reboots_before = fake.w.lock().unwrap().reboots.len();
         futures::executor::block_on(execute(
             &decision,
             &active,
@@ -451,6 +529,22 @@ fn run(ticks: &[Tick]) -> (World, Ledger) {
                 had_episode || !findings.remediable_set().is_empty(),
                 "an episode opened for report-only findings alone: {decision}"
             );
+        }
+        {
+            let mut w = fake.w.lock().unwrap();
+            let episode = ledger.episode.as_ref().map(|e| e.id.clone());
+            if std::mem::take(&mut w.drained_now) {
+                w.drain_episode = episode.clone();
+            }
+            // A reboot happened: the drain that allowed it ran in this episode.
+            if w.reboots.len() > reboots_before && (episode.is_none() || w.drain_episode != episode)
+            {
+                let msg = format!(
+                    "reboot at {} without a drain in episode {episode:?} (last drain in {:?})",
+                    w.now, w.drain_episode
+                );
+                w.violations.push(msg);
+            }
         }
         let boot = format!("boot-{}", fake.w.lock().unwrap().boot);
         ledger.reconcile_boot(&boot, fake.now());
@@ -492,6 +586,7 @@ fn the_simulation_reaches_reboots_and_holds() {
         admin_toggle: false,
         other_slot_busy: false,
         fail_actions: false,
+        drain_kind: DrainKind::Clean,
     };
     // The world starts at 08:00 UTC, outside the 02:00-04:00 blackout.
     let ticks = vec![steady; 20];
@@ -511,4 +606,56 @@ fn the_simulation_reaches_reboots_and_holds() {
             .is_some_and(|e| e.exhausted.is_some())
     );
     assert!(world.unschedulable, "exhausted node stays cordoned");
+}
+
+/// The seed case: the kubelet is the failure and the drain's pod stays
+/// `Terminating`; the ladder still reaches the reboot, naming the pod.
+#[test]
+fn a_stuck_pod_does_not_keep_the_reboot_away() {
+    let steady = Tick {
+        advance: 400,
+        problems: 0b010, // PLEGUnhealthy
+        runtime_failing: false,
+        api: true,
+        fleet_unhealthy: 0,
+        admin_toggle: false,
+        other_slot_busy: false,
+        fail_actions: false,
+        drain_kind: DrainKind::Stuck,
+    };
+    let (world, ledger) = run(&vec![steady; 20]);
+    assert!(world.violations.is_empty(), "{:?}", world.violations);
+    assert_eq!(world.reboots.len(), 1, "{ledger:#?}");
+    let ep = ledger.episode.as_ref().unwrap();
+    let reboot = ep
+        .attempts
+        .iter()
+        .find(|a| a.action == ActionKind::Reboot)
+        .unwrap();
+    assert_eq!(reboot.awaiting_kubelet, vec!["ns/stuck".to_string()]);
+}
+
+/// A PDB that refuses: never a reboot, the episode exhausted naming the PDB.
+#[test]
+fn a_pdb_refusal_never_reboots() {
+    let steady = Tick {
+        advance: 400,
+        problems: 0b010,
+        runtime_failing: false,
+        api: true,
+        fleet_unhealthy: 0,
+        admin_toggle: false,
+        other_slot_busy: false,
+        fail_actions: false,
+        drain_kind: DrainKind::PdbRefused,
+    };
+    let (world, ledger) = run(&vec![steady; 20]);
+    assert!(world.violations.is_empty(), "{:?}", world.violations);
+    assert!(world.reboots.is_empty());
+    let ex = ledger
+        .episode
+        .as_ref()
+        .and_then(|e| e.exhausted.as_ref())
+        .unwrap();
+    assert!(ex.reason.contains("web-pdb"), "{}", ex.reason);
 }

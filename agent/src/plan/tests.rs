@@ -178,12 +178,12 @@ fn verify_window_then_next_rung() {
     match w.plan() {
         Decision::Verify { step, until, .. } => {
             assert_eq!(step, "restart-kubelet");
-            assert_eq!(until, t(9_990 + 360));
+            assert_eq!(until, t(9_990 + 220));
         }
         other => panic!("{other}"),
     }
     let mut w = w;
-    w.now = t(9_990 + 360);
+    w.now = t(9_990 + 220);
     assert_eq!(act(w.plan()).step, "restart-container-runtime");
 }
 

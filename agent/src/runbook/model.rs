@@ -281,6 +281,11 @@ pub struct Drain {
     pub grace_period: Dur,
     /// After the deadline, delete remaining pods without eviction (ignores PDBs). Opt-in only.
     pub delete_after_deadline: bool,
+    /// A pod evicted (or found terminating) whose `deletionTimestamp` is older
+    /// than this is no longer waited for, but only while the episode's
+    /// findings say this node's kubelet or runtime cannot finish it (kubectl
+    /// `--skip-wait-for-delete-timeout`). Zero: always wait (kubectl's default).
+    pub skip_wait_for_delete_timeout: Dur,
     pub concurrency: u32,
 }
 

@@ -149,6 +149,7 @@ pub struct DrainDoc {
     pub ignore_daemon_sets: Option<bool>,
     pub grace_period: Option<S<Dur>>,
     pub delete_after_deadline: Option<bool>,
+    pub skip_wait_for_delete_timeout: Option<S<Dur>>,
     pub concurrency: Option<S<u32>>,
     pub mode: Option<DrainModeDoc>,
 }

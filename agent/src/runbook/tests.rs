@@ -97,7 +97,7 @@ fn minimal_runbook_gets_defaults() {
         rb.spec.probes.kubelet.healthz_url,
         "http://127.0.0.1:10248/healthz"
     );
-    assert_eq!(rb.spec.steps[0].verify, Dur::from_secs(180));
+    assert_eq!(rb.spec.steps[0].verify, Dur::from_secs(220));
     // Problems without a step are reported as warnings, not errors.
     assert!(l.warnings.iter().any(|w| w.message.contains("ClockSkewed")));
 }

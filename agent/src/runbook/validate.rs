@@ -46,7 +46,9 @@ fn opt_dur(v: &Option<S<Dur>>, default: Dur) -> Dur {
 pub fn default_timing(p: Problem) -> Timing {
     let (interval, timeout, fail_for, ok_for) = match p {
         Problem::KubeletUnhealthy => (10, 10, 60, 60),
-        Problem::PlegUnhealthy => (30, 10, 60, 300),
+        // okFor past the kubelet's 3m threshold: a restarted kubelet reports a
+        // stall only 3m after it restarts (README.md "Runbook reference").
+        Problem::PlegUnhealthy => (10, 10, 30, 200),
         Problem::ContainerRuntimeUnresponsive => (10, 10, 60, 60),
         Problem::ClockSkewed => (60, 10, 120, 300),
         Problem::SystemdOutdated => (3600, 10, 0, 0),
@@ -60,6 +62,12 @@ pub fn default_timing(p: Problem) -> Timing {
     }
 }
 
+/// `skipWaitForDeleteTimeout` when a drain step does not set it: 30 s
+/// past the pod's `deletionTimestamp` (which the API server sets to the
+/// eviction time plus the grace period). It applies only while the findings
+/// say the kubelet or runtime cannot finish the pod, so a longer wait proves
+/// nothing more; README.md "Runbook reference" says why.
+pub const DEFAULT_SKIP_WAIT_FOR_DELETE: Dur = Dur::from_secs(30);
 /// The detected layout's unit is chosen first (`probe::layout`); these are the candidates.
 pub const DEFAULT_RUNTIME_UNITS: [&str; 4] = [
     "containerd.service",
@@ -721,7 +729,7 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                     timeout,
                 }),
                 false,
-                secs(180),
+                secs(220),
             )
         }
         ActionDoc::RestartContainerRuntime(r) => {
@@ -748,7 +756,7 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                     timeout: opt_dur(&r.timeout, secs(180)),
                 }),
                 true,
-                secs(180),
+                secs(220),
             )
         }
         ActionDoc::RestartTimeSync(r) => {
@@ -798,6 +806,10 @@ fn action(cx: &mut Ctx, step: &str, a: &S<ActionDoc>) -> (Action, bool, Dur) {
                     ignore_daemon_sets: d.ignore_daemon_sets.unwrap_or(true),
                     grace_period: opt_dur(&d.grace_period, Dur::ZERO),
                     delete_after_deadline: d.delete_after_deadline.unwrap_or(false),
+                    skip_wait_for_delete_timeout: opt_dur(
+                        &d.skip_wait_for_delete_timeout,
+                        DEFAULT_SKIP_WAIT_FOR_DELETE,
+                    ),
                     concurrency,
                 }),
                 true,

@@ -3,19 +3,23 @@
 //! process (the container shares the host's network namespace).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodewarden_fakeapi::{FakeApi, Kind};
 use serde_json::Value;
 
+use crate::kubelet::KubeletLink;
 use crate::support::testbed::{Testbed, TestbedConfig};
 
 pub const NODE: &str = "testbed";
 pub const NAMESPACE: &str = "nodewarden";
 
 pub struct E2e {
-    pub api: FakeApi,
+    pub api: Arc<FakeApi>,
     pub tb: Testbed,
+    /// The fake API's kubelet for NODE follows the testbed's (`e2e/kubelet.rs`).
+    _kubelet: KubeletLink,
     _agent_dir: tempfile::TempDir,
     pub started: Instant,
 }
@@ -44,7 +48,7 @@ impl E2e {
     /// Start the fake API (seeded by `seed`), then boot the testbed with nodewarden enabled.
     /// `None` when the testbed is not available here (the harness prints SKIP).
     pub async fn start(test: &str, opts: Options, seed: impl FnOnce(&FakeApi)) -> Option<E2e> {
-        let api = FakeApi::start().await;
+        let api = Arc::new(FakeApi::start().await);
         api.set_grace_scale(0.02);
         api.add_node(NODE);
         seed(&api);
@@ -83,9 +87,11 @@ impl E2e {
             ctl: opts.ctl.clone(),
         };
         let tb = Testbed::boot_or_skip(test, cfg)?;
+        let kubelet = KubeletLink::start(api.clone(), tb.dir().to_path_buf(), NODE);
         let e = E2e {
             api,
             tb,
+            _kubelet: kubelet,
             _agent_dir: agent_dir,
             started: Instant::now(),
         };

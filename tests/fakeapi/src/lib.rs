@@ -24,6 +24,7 @@
 //! ```
 
 mod builders;
+mod kubelet;
 mod patch;
 mod select;
 mod server;
@@ -44,6 +45,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use builders::{Budget, PodBuilder, pod};
+pub use kubelet::NodeKubelet;
 pub use store::Kind;
 
 use store::State;
@@ -122,6 +124,8 @@ pub struct FakeApi {
     addr: SocketAddr,
     acceptor: tokio::sync::Mutex<Option<Acceptor>>,
     kubelet: JoinHandle<()>,
+    /// What each node's kubelet does (`kubelet.rs`).
+    kubelets: std::sync::Mutex<std::collections::BTreeMap<String, NodeKubelet>>,
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -205,6 +209,7 @@ impl FakeApi {
             addr,
             acceptor: tokio::sync::Mutex::new(Some(acceptor)),
             kubelet,
+            kubelets: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 

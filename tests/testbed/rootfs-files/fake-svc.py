@@ -14,12 +14,18 @@ re-read on every request and at start-up:
                 hang-until-restart  like hang, until the service is restarted: the
                             next start writes "ok" to the mode file (a fault that a
                             restart fixes, as the runbook's first rung expects)
+                hang-until-reboot   like hang, through restarts, until the node reboots: the
+                            first start in a later boot writes "ok" (a kubelet stuck for
+                            real, that only the reboot fixes; the boot the fault began
+                            in is kept in NAME.mode.boot)
                 start-fail  exit 1 right at start-up (the start job fails)
                 start-hang  never send READY=1 and never listen (start job times out)
   kubelet.pleg  on          every second, log a real-format kubelet "PLEG is not healthy"
                             line (klog text), alternating "Skipping pod synchronization"
                             and "Node became not ready"; "last seen active" grows from
                             3m0s at the moment the file says on.
+                until-restart  the same, until the kubelet restarts
+                until-reboot   the same, through restarts, until the node reboots
 
 Endpoints
   kubelet  http://127.0.0.1:10248/healthz
@@ -57,6 +63,39 @@ def read_ctl(fname, default):
 
 def mode():
     return read_ctl(f"{NAME}.mode", "ok")
+
+
+def boot_id():
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def until_reboot(fname, fixed):
+    """A fault only a reboot fixes: remember the boot it began in (FNAME.boot);
+    in a later boot, write FIXED to FNAME. True when it was fixed."""
+    marker = f"{CTL}/{fname}.boot"
+    try:
+        with open(marker) as f:
+            began = f.read().strip()
+    except OSError:
+        began = None
+    now = boot_id()
+    if began is None:
+        with open(marker, "w") as f:
+            f.write(now + "\n")
+        return False
+    if began == now:
+        return False
+    with open(f"{CTL}/{fname}", "w") as f:
+        f.write(fixed + "\n")
+    try:
+        os.unlink(marker)
+    except OSError:
+        pass
+    return True
 
 
 _out = threading.Lock()
@@ -120,7 +159,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def serve(self, head=False):
         m = mode()
         info(f"{self.command} {self.path} mode={m}")
-        if m in ("hang", "hang-accept", "hang-until-restart"):
+        if m in ("hang", "hang-accept", "hang-until-restart", "hang-until-reboot"):
             time.sleep(86400)
             return
         if m != "ok":
@@ -306,7 +345,12 @@ def pleg_loop():
     threshold = go_duration(180 * 10**9)
     while True:
         time.sleep(1)
-        if read_ctl("kubelet.pleg", "off") not in ("on", "until-restart"):
+        # Note the boot a fault that only a reboot fixes began in.
+        if mode() == "hang-until-reboot":
+            until_reboot("kubelet.mode", "ok")
+        if read_ctl("kubelet.pleg", "off") == "until-reboot":
+            until_reboot("kubelet.pleg", "off")
+        if read_ctl("kubelet.pleg", "off") not in ("on", "until-restart", "until-reboot"):
             since = None
             continue
         if since is None:
@@ -366,6 +410,12 @@ if m == "hang-until-restart":
         f.write("ok\n")
     info("hang-until-restart: fixed by this restart, mode is now ok")
     m = "ok"
+if m == "hang-until-reboot" and until_reboot(f"{NAME}.mode", "ok"):
+    info("hang-until-reboot: fixed by the reboot, mode is now ok")
+    m = "ok"
+if NAME == "kubelet" and read_ctl("kubelet.pleg", "off") == "until-reboot" \
+        and until_reboot("kubelet.pleg", "off"):
+    info("PLEG lines until-reboot: fixed by the reboot")
 if NAME == "kubelet" and read_ctl("kubelet.pleg", "off") == "until-restart":
     with open(f"{CTL}/kubelet.pleg", "w") as f:
         f.write("off\n")
