@@ -382,8 +382,10 @@ fn log_decision(d: &Decision, f: &Findings) {
     }
 }
 
+mod refresher;
 pub mod run;
 pub mod serve;
+mod wired;
 
 #[cfg(test)]
 mod hostile_disk_tests;

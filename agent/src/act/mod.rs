@@ -5,6 +5,7 @@
 //! implements it by recording (`crate::dryrun`); tests implement it with fakes.
 //! Every implementation must bound every call in time.
 
+pub mod api_side;
 pub mod drain;
 pub mod guard;
 pub mod kube;

@@ -27,6 +27,7 @@ pub mod systemd;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod version;
+pub mod watched;
 
 use std::collections::BTreeMap;
 use std::future::Future;

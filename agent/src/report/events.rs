@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tokio::sync::mpsc;
 
 use crate::act::Report;
 use crate::act::kube::{Kube, KubeError};
@@ -59,6 +60,18 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 impl EventSink {
+    /// Publish Events in order from a queue, each under the client's deadline,
+    /// in a task of their own so a slow API server never stalls the caller.
+    pub fn spawn(self) -> (mpsc::Sender<Report>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Report>(64);
+        let task = tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                self.emit_best_effort(&r).await;
+            }
+        });
+        (tx, task)
+    }
+
     /// `instance` is the reporting instance (the node name is a good one).
     pub fn new(kube: Kube, reference: ObjectReference, instance: &str) -> Self {
         let reporter = Reporter {

@@ -8,6 +8,7 @@
 //! NodeConditions live with the rest of the Node API in `act::node`
 //! (`NodeConditions`), since they share its client and ownership rules.
 
+pub mod conditions;
 pub mod events;
 pub mod metrics;
 pub mod reported;
