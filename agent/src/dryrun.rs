@@ -589,6 +589,7 @@ pub fn assumed_node_facts(runbook: &Runbook) -> NodeFacts {
     NodeFacts {
         units: Some(units),
         runtime_unit: None,
+        runtime_then: Vec::new(),
         boot_id: None,
         inactive: Default::default(),
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::act::{ActError, Actuators, Clock, Drained, Report};
 use crate::ledger::{CordonRecord, Ledger, Outcome, SlotRecord};
-use crate::model::{Gate, Problem};
+use crate::model::{Dur, Gate, Problem};
 use crate::plan::{Act, CordonPlan, Decision};
 use crate::runbook::Action;
 
@@ -321,8 +321,7 @@ async fn run_step<A: Actuators, L: LedgerSink, C: Clock>(
             .await
             .map(Some),
         Action::RestartContainerRuntime(r) => match &a.unit {
-            Some(u) => act
-                .restart_unit(u, r.timeout, r.diagnostics)
+            Some(u) => restart_in_order(act, u, &a.then_units, r.timeout, r.diagnostics)
                 .await
                 .map(Some),
             None => Err(ActError::Failed("no container runtime unit found".into())),
@@ -439,4 +438,90 @@ async fn final_drain<A: Actuators>(a: &Act, act: &A) -> Result<Option<Drained>, 
 
 fn problems(ps: &BTreeSet<Problem>) -> String {
     ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Restart `first`, then each of `then`, stopping at the first failure: a
+/// layout's units in the order the layout needs (cri-dockerd, then dockerd).
+async fn restart_in_order<A: Actuators>(
+    act: &A,
+    first: &str,
+    then: &[String],
+    timeout: Dur,
+    diagnostics: bool,
+) -> Result<String, ActError> {
+    let mut done = vec![act.restart_unit(first, timeout, diagnostics).await?];
+    for u in then {
+        done.push(act.restart_unit(u, timeout, diagnostics).await?);
+    }
+    Ok(done.join("; then "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::act::testing::{Call, ManualClock, RecordingActuators};
+    use crate::model::Timestamp;
+
+    fn runtime_act() -> Act {
+        let rb = crate::runbook::default_runbook().runbook;
+        let step = rb
+            .spec
+            .steps
+            .iter()
+            .find(|s| matches!(s.action, Action::RestartContainerRuntime(_)))
+            .expect("the default runbook restarts the runtime");
+        Act {
+            step: step.name.clone(),
+            index: 0,
+            action: step.action.clone(),
+            unit: Some("cri-docker.service".into()),
+            then_units: vec!["docker.service".into()],
+            disruptive: step.disruptive,
+            cordon: CordonPlan::NotNeeded,
+            acquire_slot: false,
+            resume: false,
+            final_drain: None,
+            kubelet_down: None,
+            awaiting_kubelet: Vec::new(),
+            problems: [Problem::ContainerRuntimeUnresponsive].into(),
+            skipped: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_layout_is_restarted_in_order() {
+        let act = RecordingActuators::new();
+        let mut ledger = Ledger::default();
+        let clock = ManualClock::new(Timestamp::from_second(1_800_000_000).expect("time"));
+        let active = [Problem::ContainerRuntimeUnresponsive].into();
+        let d = Decision::Act(runtime_act());
+        let out = execute(&d, &active, &mut ledger, &act, &Discard, &clock)
+            .await
+            .expect("no ledger error");
+        assert_eq!(out.error, None, "{out:?}");
+        let restarts: Vec<String> = act
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("restart "))
+            .collect();
+        assert_eq!(
+            restarts,
+            ["restart cri-docker.service", "restart docker.service"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_first_restart_stops_the_layout() {
+        let act = RecordingActuators::new();
+        act.fail(Call::Restart, true);
+        let mut ledger = Ledger::default();
+        let clock = ManualClock::new(Timestamp::from_second(1_800_000_000).expect("time"));
+        let active = [Problem::ContainerRuntimeUnresponsive].into();
+        let d = Decision::Act(runtime_act());
+        let out = execute(&d, &active, &mut ledger, &act, &Discard, &clock)
+            .await
+            .expect("no ledger error");
+        assert!(out.error.is_some(), "{out:?}");
+        assert_eq!(act.count("restart "), 1, "{:?}", act.calls());
+    }
 }

@@ -53,6 +53,10 @@ pub struct Act {
     /// The unit acted on, for restarts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// Restarted after `unit`, in order, by the same step (the rest of the
+    /// container runtime's layout: cri-dockerd, then dockerd).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub then_units: Vec<String>,
     pub disruptive: bool,
     pub cordon: CordonPlan,
     pub acquire_slot: bool,
@@ -176,6 +180,9 @@ impl fmt::Display for Decision {
                 write!(f, "act: step {:?} ({}", a.step, a.action.kind())?;
                 if let Some(u) = &a.unit {
                     write!(f, " {u}")?;
+                }
+                for u in &a.then_units {
+                    write!(f, ", then {u}")?;
                 }
                 write!(f, ") for {}", join(&a.problems))?;
                 if a.resume {
@@ -537,6 +544,23 @@ fn resolve_unit(i: &Inputs, step: &Step) -> Result<Option<String>, String> {
     }
 }
 
+/// The units a container-runtime restart takes after `unit`: the rest of the
+/// detected layout, each one the step allows and the node has.
+fn then_units(i: &Inputs, step: &Step, unit: Option<&str>) -> Vec<String> {
+    let Action::RestartContainerRuntime(r) = &step.action else {
+        return Vec::new();
+    };
+    if unit.is_none() || unit != i.node.runtime_unit.as_deref() {
+        return Vec::new();
+    }
+    i.node
+        .runtime_then
+        .iter()
+        .filter(|u| r.units.contains(u) && i.node.unit_exists(u) != Some(false))
+        .cloned()
+        .collect()
+}
+
 fn gate_and_act(
     i: &Inputs,
     idx: usize,
@@ -734,11 +758,13 @@ fn gate_and_act(
         }
     }
 
+    let then_units = then_units(i, step, unit.as_deref());
     Decision::Act(Act {
         step: step.name.clone(),
         index: idx,
         action: step.action.clone(),
         unit,
+        then_units,
         disruptive: step.disruptive,
         cordon,
         acquire_slot,

@@ -78,6 +78,12 @@ pub struct NodeFacts {
     pub units: Option<BTreeMap<String, Option<Timestamp>>>,
     /// The unit of the container runtime the kubelet uses, when detected.
     pub runtime_unit: Option<String>,
+    /// Units restarted after `runtime_unit`, in order, by the same step: the
+    /// rest of the layout (cri-dockerd: `docker.service` after
+    /// `cri-docker.service`, since restarting cri-dockerd does not restart
+    /// the dockerd behind it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_then: Vec<String>,
     pub boot_id: Option<String>,
     /// Units of `units` that exist but are not running (a time-sync daemon
     /// is restarted only when it runs; one is never started).

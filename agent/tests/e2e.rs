@@ -643,6 +643,13 @@ async fn cri_profile(
             1,
             "docker.service is not this node's runtime"
         );
+    } else {
+        // cri-dockerd's layout: its unit, then the dockerd behind it (a
+        // restart of cri-docker.service does not restart docker.service).
+        e.wait_for("docker.service restarted after cri-docker", s(60), |e| {
+            e.journal_count("docker.service", "starting (mode=") == 2
+        })
+        .await;
     }
 }
 
@@ -675,7 +682,7 @@ async fn s14_cri_o_restarts_crio() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s15_cri_dockerd_restarts_cri_docker() {
+async fn s15_cri_dockerd_restarts_cri_docker_then_docker() {
     cri_profile(
         "e2e-s15",
         "cri-docker.service",

@@ -476,6 +476,7 @@ fn run(ticks: &[Tick]) -> (World, Ledger) {
             NodeFacts {
                 units: Some(units),
                 runtime_unit: None,
+                runtime_then: Vec::new(),
                 inactive: Default::default(),
                 boot_id: Some(format!("boot-{}", w.boot)),
             }

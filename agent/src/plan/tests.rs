@@ -171,6 +171,30 @@ fn the_detected_runtime_unit_is_restarted() {
 }
 
 #[test]
+fn cri_dockerd_restarts_cri_docker_then_docker() {
+    // issue #13: on a cri-dockerd node the runtime step restarts cri-dockerd's
+    // unit and then the dockerd behind it, never containerd.
+    let mut w = W::new().active(&[RT]);
+    let units = w.node.units.as_mut().unwrap();
+    for u in ["cri-docker.service", "docker.service", "containerd.service"] {
+        units.insert(u.into(), None);
+    }
+    w.node.runtime_unit = Some("cri-docker.service".into());
+    w.node.runtime_then = vec!["docker.service".into()];
+    let a = act(w.plan());
+    assert_eq!(a.unit.as_deref(), Some("cri-docker.service"));
+    assert_eq!(a.then_units, vec!["docker.service".to_string()]);
+    let shown = w.plan().to_string();
+    assert!(
+        shown.contains("cri-docker.service, then docker.service"),
+        "{shown}"
+    );
+    // A node without docker.service: only what exists is restarted.
+    w.node.units.as_mut().unwrap().remove("docker.service");
+    assert!(act(w.plan()).then_units.is_empty());
+}
+
+#[test]
 fn verify_window_then_next_rung() {
     let w = W::new()
         .active(&[K])

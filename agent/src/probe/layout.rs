@@ -45,7 +45,8 @@ impl Layout {
             Layout::CriO => "cri-o",
         }
     }
-    /// The units the ladder restarts, first choice first.
+    /// The units a runtime restart restarts, in order (cri-dockerd's first,
+    /// then the dockerd behind it).
     pub fn units(self) -> &'static [&'static str] {
         match self {
             Layout::Dockershim => &["docker.service"],

@@ -511,7 +511,14 @@ pub async fn node_facts(
         cri_dockerd_socket: env.cri_dockerd_socket.clone(),
         node: env.node_info.clone(),
     };
-    let runtime_unit = async { detector.detect().await.kind.map(|k| k.unit().to_string()) };
+    let runtime_units = async {
+        detector
+            .detect()
+            .await
+            .kind
+            .map(|k| k.layout().units().iter().map(|u| u.to_string()).collect())
+            .unwrap_or_default()
+    };
     let boot_id = async {
         tokio::fs::read_to_string(env.proc_root.join("sys/kernel/random/boot_id"))
             .await
@@ -519,20 +526,22 @@ pub async fn node_facts(
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
     };
-    let (units, runtime_unit, boot_id) = tokio::join!(
+    let (units, runtime_units, boot_id) = tokio::join!(
         async { tokio::time::timeout(deadline, units).await.ok().flatten() },
         async {
-            tokio::time::timeout(deadline, runtime_unit)
+            tokio::time::timeout(deadline, runtime_units)
                 .await
-                .ok()
-                .flatten()
+                .unwrap_or_default()
         },
         async { tokio::time::timeout(deadline, boot_id).await.ok().flatten() },
     );
     let inactive = inactive.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut runtime_units: Vec<String> = runtime_units;
+    let runtime_unit = (!runtime_units.is_empty()).then(|| runtime_units.remove(0));
     NodeFacts {
         units,
         runtime_unit,
+        runtime_then: runtime_units,
         boot_id,
         inactive,
     }
