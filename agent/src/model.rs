@@ -39,15 +39,36 @@ pub enum Problem {
     ClockSkewed,
     /// systemd is older than the runbook's policy for this distro.
     SystemdOutdated,
+    /// swap is on while the kubelet's `failSwapOn` is not false.
+    SwapOn,
+    /// `br_netfilter`'s bridge sysctls or `net.ipv4.ip_forward` are off.
+    KernelPrerequisitesMissing,
+    /// the kubelet's cgroup driver is not the container runtime's.
+    CgroupDriverMismatch,
+    /// free space or inodes near the kubelet's eviction thresholds. Not
+    /// `DiskPressure`: that NodeCondition is the kubelet's own, and the
+    /// problem's name is its condition type.
+    DiskNearlyFull,
+    /// a kubelet certificate outside its validity window or near expiry, or
+    /// this node's CSRs left `Pending`.
+    KubeletCertificateInvalid,
+    /// the API server cannot be reached from the node (the kubelet may be healthy).
+    ApiServerUnreachable,
 }
 
 impl Problem {
-    pub const ALL: [Problem; 5] = [
+    pub const ALL: [Problem; 11] = [
         Problem::KubeletUnhealthy,
         Problem::PlegUnhealthy,
         Problem::ContainerRuntimeUnresponsive,
         Problem::ClockSkewed,
         Problem::SystemdOutdated,
+        Problem::SwapOn,
+        Problem::KernelPrerequisitesMissing,
+        Problem::CgroupDriverMismatch,
+        Problem::DiskNearlyFull,
+        Problem::KubeletCertificateInvalid,
+        Problem::ApiServerUnreachable,
     ];
 
     /// A report-only problem is shown — its own NodeCondition, `check`,
@@ -60,7 +81,14 @@ impl Problem {
     /// conditions and the runbook validation all ask this one function.
     pub const fn report_only(self) -> bool {
         match self {
-            Problem::SystemdOutdated => true,
+            // #16: each is a person's fix (the seed's procedure in the runbook reference).
+            Problem::SystemdOutdated
+            | Problem::SwapOn
+            | Problem::KernelPrerequisitesMissing
+            | Problem::CgroupDriverMismatch
+            | Problem::DiskNearlyFull
+            | Problem::KubeletCertificateInvalid
+            | Problem::ApiServerUnreachable => true,
             Problem::KubeletUnhealthy
             | Problem::PlegUnhealthy
             | Problem::ContainerRuntimeUnresponsive
@@ -75,6 +103,12 @@ impl Problem {
             Problem::ContainerRuntimeUnresponsive => "ContainerRuntimeUnresponsive",
             Problem::ClockSkewed => "ClockSkewed",
             Problem::SystemdOutdated => "SystemdOutdated",
+            Problem::SwapOn => "SwapOn",
+            Problem::KernelPrerequisitesMissing => "KernelPrerequisitesMissing",
+            Problem::CgroupDriverMismatch => "CgroupDriverMismatch",
+            Problem::DiskNearlyFull => "DiskNearlyFull",
+            Problem::KubeletCertificateInvalid => "KubeletCertificateInvalid",
+            Problem::ApiServerUnreachable => "ApiServerUnreachable",
         }
     }
 }
@@ -135,9 +169,7 @@ impl fmt::Display for Problem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown problem {0:?}; expected one of KubeletUnhealthy, PLEGUnhealthy, ContainerRuntimeUnresponsive, ClockSkewed, SystemdOutdated"
-)]
+#[error("unknown problem {0:?}; expected one of {names}", names = join_problems(&Problem::ALL, ", "))]
 pub struct UnknownProblem(pub String);
 
 impl FromStr for Problem {

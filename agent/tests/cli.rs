@@ -164,7 +164,7 @@ fn runbook_validate_names_file_line_column() {
         &dir.path().join("l.json"),
     );
     assert_eq!(o.status.code(), Some(0));
-    assert!(text(&o).0.contains("valid (6 steps)"));
+    assert!(text(&o).0.contains("valid (12 steps)"));
 }
 
 #[test]

@@ -381,6 +381,12 @@ impl ProbeSet {
                 }),
                 settings.systemd.timing,
             ),
+            // #16's problems (SwapOn, KernelPrerequisitesMissing,
+            // CgroupDriverMismatch, DiskNearlyFull, KubeletCertificateInvalid,
+            // ApiServerUnreachable) have no probe here until each is built: the
+            // runbook keeps them disabled (`runbook::NO_PROBE_YET`), so nothing
+            // reports a result for them. A probe plugs in as one more entry,
+            // with `settings.<its field>.timing`.
         ];
         ProbeSet {
             probes: all.into_iter().filter(|(_, t)| t.enabled).collect(),

@@ -28,14 +28,7 @@ pub fn desired_conditions(
     let mut out = Vec::new();
     let p = &runbook.spec.probes;
     for problem in Problem::ALL {
-        let enabled = match problem {
-            Problem::KubeletUnhealthy => p.kubelet.timing.enabled,
-            Problem::PlegUnhealthy => p.pleg.timing.enabled,
-            Problem::ContainerRuntimeUnresponsive => p.runtime.timing.enabled,
-            Problem::ClockSkewed => p.clock.timing.enabled,
-            Problem::SystemdOutdated => p.systemd.timing.enabled,
-        };
-        if !enabled {
+        if !p.timing(problem).enabled {
             continue;
         }
         let ty = problem_condition(problem);

@@ -3,6 +3,7 @@
 //! Loading never panics and never half-succeeds: a runbook either validates
 //! completely or is rejected with every problem named as `file:line:column`.
 
+mod drift;
 mod model;
 pub mod schema;
 mod units;
@@ -14,7 +15,8 @@ use std::path::Path;
 
 pub use model::*;
 pub use validate::{
-    DEFAULT_RUNTIME_UNITS, DEFAULT_TIME_SYNC_UNITS, default_timing, valid_unit_name,
+    DEFAULT_IMAGEFS_PATHS, DEFAULT_NODEFS_PATHS, DEFAULT_RUNTIME_UNITS, DEFAULT_SYSCTLS,
+    DEFAULT_TIME_SYNC_UNITS, NO_PROBE_YET, default_timing, valid_unit_name,
 };
 
 /// The default runbook, compiled into the binary.

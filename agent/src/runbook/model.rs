@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+pub use super::drift::*;
 use crate::model::{Dur, Problem};
 
 pub const API_VERSION: &str = "nodewarden.io/v1alpha1";
@@ -57,6 +58,18 @@ pub struct Probes {
     pub clock: ClockProbe,
     #[serde(rename = "SystemdOutdated")]
     pub systemd: SystemdProbe,
+    #[serde(rename = "SwapOn")]
+    pub swap: SwapProbe,
+    #[serde(rename = "KernelPrerequisitesMissing")]
+    pub kernel: KernelProbe,
+    #[serde(rename = "CgroupDriverMismatch")]
+    pub cgroup: CgroupProbe,
+    #[serde(rename = "DiskNearlyFull")]
+    pub disk: DiskProbe,
+    #[serde(rename = "KubeletCertificateInvalid")]
+    pub certificate: CertificateProbe,
+    #[serde(rename = "ApiServerUnreachable")]
+    pub api_server: ApiServerProbe,
 }
 
 impl Probes {
@@ -67,6 +80,12 @@ impl Probes {
             Problem::ContainerRuntimeUnresponsive => &self.runtime.timing,
             Problem::ClockSkewed => &self.clock.timing,
             Problem::SystemdOutdated => &self.systemd.timing,
+            Problem::SwapOn => &self.swap.timing,
+            Problem::KernelPrerequisitesMissing => &self.kernel.timing,
+            Problem::CgroupDriverMismatch => &self.cgroup.timing,
+            Problem::DiskNearlyFull => &self.disk.timing,
+            Problem::KubeletCertificateInvalid => &self.certificate.timing,
+            Problem::ApiServerUnreachable => &self.api_server.timing,
         }
     }
 }

@@ -35,38 +35,150 @@ pub struct MetadataDoc {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SpecDoc {
     #[serde(default)]
-    pub probes: BTreeMap<Problem, S<ProbeDoc>>,
+    pub probes: ProbesDoc,
     pub steps: S<Vec<StepDoc>>,
     #[serde(default)]
     pub safety: Option<SafetyDoc>,
 }
 
-/// Settings of one probe. Fields after `okFor` belong to one problem only;
-/// validation rejects them under any other problem.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ProbeDoc {
+/// Settings of one probe: the timing every probe shares, then its own
+/// fields. One type per problem, so a field of another problem is an unknown
+/// field, rejected by the parser with its position like any other.
+macro_rules! probe_doc {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $f:ident : $t:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Deserialize, Default)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct $name {
+            pub enabled: Option<bool>,
+            pub interval: Option<S<Dur>>,
+            pub timeout: Option<S<Dur>>,
+            pub fail_for: Option<S<Dur>>,
+            pub ok_for: Option<S<Dur>>,
+            $($(#[$fm])* pub $f: $t,)*
+        }
+        impl ProbeDoc for $name {
+            fn common(&self) -> CommonDoc<'_> {
+                CommonDoc {
+                    enabled: self.enabled,
+                    interval: self.interval.as_ref(),
+                    timeout: self.timeout.as_ref(),
+                    fail_for: self.fail_for.as_ref(),
+                    ok_for: self.ok_for.as_ref(),
+                }
+            }
+        }
+    };
+}
+
+/// The timing fields every probe's settings have.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommonDoc<'a> {
     pub enabled: Option<bool>,
-    pub interval: Option<S<Dur>>,
-    pub timeout: Option<S<Dur>>,
-    pub fail_for: Option<S<Dur>>,
-    pub ok_for: Option<S<Dur>>,
-    // KubeletUnhealthy
-    pub healthz_url: Option<S<String>>,
-    pub unit: Option<S<String>>,
-    pub lease_stale_after: Option<S<Dur>>,
-    // PLEGUnhealthy
-    pub threshold: Option<S<Dur>>,
-    pub window: Option<S<Dur>>,
-    // ContainerRuntimeUnresponsive
-    pub runtime: Option<S<RuntimeKindDoc>>,
-    pub docker_socket: Option<S<String>>,
-    pub containerd_socket: Option<S<String>>,
-    pub stuck_for: Option<S<Dur>>,
-    // ClockSkewed
-    pub max_skew: Option<S<Dur>>,
-    // SystemdOutdated
-    pub minimums: Option<S<Vec<SystemdMinimumDoc>>>,
+    pub interval: Option<&'a S<Dur>>,
+    pub timeout: Option<&'a S<Dur>>,
+    pub fail_for: Option<&'a S<Dur>>,
+    pub ok_for: Option<&'a S<Dur>>,
+}
+
+/// One problem's probe settings.
+pub trait ProbeDoc {
+    fn common(&self) -> CommonDoc<'_>;
+}
+
+/// `spec.probes`: one key per problem, each with its own settings type.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesDoc {
+    #[serde(rename = "KubeletUnhealthy")]
+    pub kubelet: Option<S<KubeletDoc>>,
+    #[serde(rename = "PLEGUnhealthy")]
+    pub pleg: Option<S<PlegDoc>>,
+    #[serde(rename = "ContainerRuntimeUnresponsive")]
+    pub runtime: Option<S<RuntimeDoc>>,
+    #[serde(rename = "ClockSkewed")]
+    pub clock: Option<S<ClockDoc>>,
+    #[serde(rename = "SystemdOutdated")]
+    pub systemd: Option<S<SystemdDoc>>,
+    #[serde(rename = "SwapOn")]
+    pub swap: Option<S<SwapDoc>>,
+    #[serde(rename = "KernelPrerequisitesMissing")]
+    pub kernel: Option<S<KernelDoc>>,
+    #[serde(rename = "CgroupDriverMismatch")]
+    pub cgroup: Option<S<CgroupDoc>>,
+    #[serde(rename = "DiskNearlyFull")]
+    pub disk: Option<S<DiskDoc>>,
+    #[serde(rename = "KubeletCertificateInvalid")]
+    pub certificate: Option<S<CertificateDoc>>,
+    #[serde(rename = "ApiServerUnreachable")]
+    pub api_server: Option<S<ApiServerDoc>>,
+}
+
+probe_doc!(KubeletDoc {
+    healthz_url: Option<S<String>>,
+    unit: Option<S<String>>,
+    lease_stale_after: Option<S<Dur>>,
+});
+
+probe_doc!(PlegDoc {
+    threshold: Option<S<Dur>>,
+    window: Option<S<Dur>>,
+});
+
+probe_doc!(RuntimeDoc {
+    runtime: Option<S<RuntimeKindDoc>>,
+    docker_socket: Option<S<String>>,
+    containerd_socket: Option<S<String>>,
+    stuck_for: Option<S<Dur>>,
+});
+
+probe_doc!(ClockDoc {
+    max_skew: Option<S<Dur>>,
+});
+
+probe_doc!(SystemdDoc {
+    minimums: Option<S<Vec<SystemdMinimumDoc>>>,
+});
+
+probe_doc!(SwapDoc {
+    /// The swap table (`/proc/swaps`, under the host root).
+    swaps_file: Option<S<String>>,
+});
+
+probe_doc!(KernelDoc {
+    /// The sysctls and the values they must have.
+    sysctls: Option<S<Vec<SysctlDoc>>>,
+});
+
+probe_doc!(CgroupDoc {
+    containerd_config: Option<S<String>>,
+    crio_config: Option<S<String>>,
+});
+
+probe_doc!(DiskDoc {
+    /// The kubelet's filesystem (`nodefs`) and what lives beside it.
+    nodefs_paths: Option<S<Vec<String>>>,
+    /// The runtimes' image filesystems (`imagefs`); those that do not exist are skipped.
+    imagefs_paths: Option<S<Vec<String>>>,
+    /// How many percentage points above the kubelet's eviction threshold count as nearly full.
+    margin_percent: Option<S<u32>>,
+});
+
+probe_doc!(CertificateDoc {
+    client_cert: Option<S<String>>,
+    serving_cert: Option<S<String>>,
+    warn_days: Option<S<u32>>,
+    fail_days: Option<S<u32>>,
+    csr_pending_for: Option<S<Dur>>,
+});
+
+probe_doc!(ApiServerDoc {});
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SysctlDoc {
+    pub name: S<String>,
+    pub value: S<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

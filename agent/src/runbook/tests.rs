@@ -58,9 +58,32 @@ fn default_runbook_is_valid_and_has_the_documented_ladder() {
             "restart-time-sync",
             "drain",
             "reboot",
-            "report-outdated-systemd"
+            "report-outdated-systemd",
+            "report-swap-on",
+            "report-kernel-prerequisites",
+            "report-cgroup-driver-mismatch",
+            "report-disk-nearly-full",
+            "report-kubelet-certificate",
+            "report-api-server-unreachable",
         ]
     );
+    // Every problem has a step, and every report-only problem a report step.
+    for p in Problem::ALL {
+        let steps: Vec<_> = l
+            .runbook
+            .spec
+            .steps
+            .iter()
+            .filter(|s| s.when.contains(&p))
+            .collect();
+        assert!(!steps.is_empty(), "{p} has no step");
+        if p.report_only() {
+            assert!(
+                steps.iter().all(|s| s.action.kind() == ActionKind::Report),
+                "{p}"
+            );
+        }
+    }
     let s = &l.runbook.spec.safety;
     assert_eq!(s.max_concurrent_disruptions, 1);
     assert_eq!(s.storm_gate.max_unhealthy_percent, 20);
@@ -213,7 +236,19 @@ fn probe_settings_are_checked() {
         "spec:\n",
         "spec:\n  probes:\n    ClockSkewed:\n      threshold: 3m\n",
     );
-    expect_error(&foreign, 6, "threshold is a setting of PLEGUnhealthy");
+    // Each problem has its own schema type: another problem's field is an
+    // unknown field, reported by the parser at its position.
+    expect_error(&foreign, 6, "unknown field `threshold`");
+    let foreign = MINIMAL.replace(
+        "spec:\n",
+        "spec:\n  probes:\n    SwapOn:\n      interval: 1m\n      marginPercent: 5\n",
+    );
+    expect_error(&foreign, 7, "unknown field `marginPercent`");
+    let unknown = MINIMAL.replace(
+        "spec:\n",
+        "spec:\n  probes:\n    DiskPressure:\n      interval: 1m\n",
+    );
+    expect_error(&unknown, 5, "DiskPressure");
     let skew = MINIMAL.replace(
         "spec:\n",
         "spec:\n  probes:\n    ClockSkewed:\n      maxSkew: 1s\n",
@@ -502,4 +537,83 @@ fn fifos_devices_and_endless_files_do_not_hang_or_eat_memory() {
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
     let e = load_file(&zero).unwrap_err().to_string();
     assert!(e.contains("character device"), "{e}");
+}
+
+#[test]
+fn drift_probe_settings_are_checked() {
+    let with = |probe: &str| MINIMAL.replace("spec:\n", &format!("spec:\n  probes:\n{probe}"));
+    expect_error(
+        &with(
+            "    KernelPrerequisitesMissing:\n      sysctls:\n        - {name: ../../etc/shadow, value: \"1\"}\n",
+        ),
+        7,
+        "not a sysctl name",
+    );
+    expect_error(
+        &with(
+            "    KernelPrerequisitesMissing:\n      sysctls:\n        - {name: net.ipv4.ip_forward, value: \"\"}\n",
+        ),
+        7,
+        "one non-empty line",
+    );
+    expect_error(
+        &with("    DiskNearlyFull:\n      marginPercent: 60\n"),
+        6,
+        "0..=50",
+    );
+    expect_error(
+        &with("    DiskNearlyFull:\n      nodefsPaths: [var/lib/kubelet]\n"),
+        6,
+        "absolute path",
+    );
+    expect_error(
+        &with("    CgroupDriverMismatch:\n      containerdConfig: config.toml\n"),
+        6,
+        "absolute path",
+    );
+    expect_error(
+        &with("    KubeletCertificateInvalid:\n      warnDays: 5\n      failDays: 7\n"),
+        7,
+        "never come first",
+    );
+    expect_error(
+        &with("    SwapOn:\n      interval: 10s\n      timeout: 20s\n"),
+        7,
+        "exceeds interval",
+    );
+}
+
+#[test]
+fn drift_probes_default_and_unbuilt_ones_stay_off() {
+    let l = default_runbook();
+    let p = &l.runbook.spec.probes;
+    assert_eq!(p.kernel.sysctls.len(), 3);
+    assert_eq!(p.disk.margin_percent, 5);
+    assert!(
+        p.disk
+            .nodefs_paths
+            .contains(&"/var/lib/kubelet".to_string())
+    );
+    // A problem without a probe in this build is never enabled, whatever
+    // the runbook says; the others are on by default.
+    for x in Problem::ALL {
+        assert_eq!(
+            p.timing(x).enabled,
+            !validate::NO_PROBE_YET.contains(&x),
+            "{x}"
+        );
+    }
+    let text = MINIMAL.replace(
+        "spec:\n",
+        "spec:\n  probes:\n    ApiServerUnreachable:\n      enabled: true\n",
+    );
+    let l = parse("rb.yaml", &text).unwrap();
+    assert!(!l.runbook.spec.probes.api_server.timing.enabled);
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.line == 6 && w.message.contains("no probe in this version")),
+        "{:?}",
+        l.warnings
+    );
 }

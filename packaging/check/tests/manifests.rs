@@ -565,7 +565,7 @@ fn the_admission_policy_fits_the_agent() {
     want.extend(re.captures_iter(&model).map(|c| c[1].to_string()));
     assert_eq!(
         want.len(),
-        5,
+        11,
         "Problem::as_str not found in agent/src/model.rs"
     );
     if let Ok(node) = std::fs::read_to_string(root.join("agent/src/act/node.rs")) {
