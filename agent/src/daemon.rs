@@ -388,6 +388,4 @@ pub mod serve;
 mod wired;
 
 #[cfg(test)]
-mod hostile_disk_tests;
-#[cfg(test)]
 mod tests;

@@ -1,3 +1,6 @@
+//! The agent's tests: a tick at a time, on recording actuators and a manual
+//! clock. `hostile_disk` holds the ones where the ledger cannot be written.
+
 use std::cell::RefCell;
 
 use super::*;
@@ -28,6 +31,18 @@ fn facts() -> NodeFacts {
     crate::dryrun::assumed_node_facts(&default_runbook().runbook)
 }
 
+/// An agent on the default runbook, the one setup every test here shares.
+fn new_agent<'c, A: Actuators, L: LedgerSink>(
+    ledger: Ledger,
+    boot_id: Option<&str>,
+    act: A,
+    clock: &'c ManualClock,
+    store: L,
+) -> Agent<A, &'c ManualClock, L> {
+    Agent::new(default_runbook(), ledger, boot_id, act, clock, store)
+        .expect("the default runbook and a writable store make an agent")
+}
+
 fn feed<A: Actuators, L: LedgerSink>(
     agent: &mut Agent<A, &ManualClock, L>,
     clock: &ManualClock,
@@ -42,15 +57,7 @@ async fn a_stalled_kubelet_is_restarted_once_and_the_episode_closes() {
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     let saved = Saved::default();
-    let mut agent = Agent::new(
-        default_runbook(),
-        Ledger::default(),
-        Some("boot-0"),
-        &act,
-        &clock,
-        &saved,
-    )
-    .unwrap();
+    let mut agent = new_agent(Ledger::default(), Some("boot-0"), &act, &clock, &saved);
     let cluster = ClusterView::calm(10);
     let facts = facts();
 
@@ -121,15 +128,7 @@ async fn a_restarted_agent_does_not_declare_recovery_on_its_first_good_probe() {
     );
     ledger.finish_attempt(crate::ledger::Outcome::Succeeded, None, t0());
     let act = RecordingActuators::new();
-    let mut agent = Agent::new(
-        default_runbook(),
-        ledger,
-        Some("boot-0"),
-        &act,
-        &clock,
-        Discard,
-    )
-    .unwrap();
+    let mut agent = new_agent(ledger, Some("boot-0"), &act, &clock, Discard);
     clock.advance(Dur::from_secs(30));
     feed(&mut agent, &clock, K, Verdict::Healthy);
     let t = agent.tick(&ClusterView::calm(3), &facts()).await.unwrap();
@@ -157,29 +156,25 @@ async fn a_requested_reboot_is_confirmed_at_start_by_a_new_boot_id() {
     ledger.begin_attempt("reboot", crate::runbook::ActionKind::Reboot, t0(), None);
     ledger.record_reboot("boot-0", t0());
     clock.advance(Dur::from_secs(90));
-    let agent = Agent::new(
-        default_runbook(),
+    let agent = new_agent(
         ledger.clone(),
         Some("boot-0"),
         RecordingActuators::new(),
         &clock,
         Discard,
-    )
-    .unwrap();
+    );
     assert_eq!(
         agent.ledger().reboots[0].confirmed_boot_id,
         None,
         "same boot: not confirmed"
     );
-    let agent = Agent::new(
-        default_runbook(),
+    let agent = new_agent(
         ledger,
         Some("boot-1"),
         RecordingActuators::new(),
         &clock,
         Discard,
-    )
-    .unwrap();
+    );
     assert_eq!(
         agent.ledger().reboots[0].confirmed_boot_id.as_deref(),
         Some("boot-1")
@@ -191,15 +186,13 @@ async fn a_requested_reboot_is_confirmed_at_start_by_a_new_boot_id() {
 #[tokio::test]
 async fn an_invalid_runbook_on_reload_keeps_the_last_good_one() {
     let clock = ManualClock::new(t0());
-    let mut agent = Agent::new(
-        default_runbook(),
+    let mut agent = new_agent(
         Ledger::default(),
         None,
         RecordingActuators::new(),
         &clock,
         Discard,
-    )
-    .unwrap();
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("runbook.yaml");
     std::fs::write(
@@ -224,15 +217,7 @@ async fn a_failed_cordon_holds_and_retries_without_running_the_step() {
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     act.fail(Call::Cordon, true);
-    let mut agent = Agent::new(
-        default_runbook(),
-        Ledger::default(),
-        None,
-        &act,
-        &clock,
-        Discard,
-    )
-    .unwrap();
+    let mut agent = new_agent(Ledger::default(), None, &act, &clock, Discard);
     let rt = Problem::ContainerRuntimeUnresponsive;
     feed(&mut agent, &clock, rt, Verdict::Failing);
     clock.advance(Dur::from_secs(61));
@@ -298,15 +283,7 @@ async fn the_loop_acts_on_observations_reloads_and_stops_cleanly() {
     use run::{Control, Liveness, LoopConfig, run_loop};
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
-    let mut agent = Agent::new(
-        default_runbook(),
-        Ledger::default(),
-        None,
-        &act,
-        &clock,
-        Discard,
-    )
-    .unwrap();
+    let mut agent = new_agent(Ledger::default(), None, &act, &clock, Discard);
     let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel(16);
     let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(4);
     let dir = tempfile::tempdir().unwrap();
@@ -372,15 +349,7 @@ async fn maintenance_pauses_remediation_and_is_mirrored_into_the_ledger() {
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     let saved = Saved::default();
-    let mut agent = Agent::new(
-        default_runbook(),
-        Ledger::default(),
-        Some("boot-0"),
-        &act,
-        &clock,
-        &saved,
-    )
-    .unwrap();
+    let mut agent = new_agent(Ledger::default(), Some("boot-0"), &act, &clock, &saved);
     let cluster = ClusterView::calm(10);
     let facts = facts();
     let m = crate::ledger::MaintenanceRecord {
@@ -424,15 +393,7 @@ async fn an_outdated_systemd_is_reported_once_and_never_opens_an_episode() {
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     let saved = Saved::default();
-    let mut agent = Agent::new(
-        default_runbook(),
-        Ledger::default(),
-        Some("boot-0"),
-        &act,
-        &clock,
-        &saved,
-    )
-    .unwrap();
+    let mut agent = new_agent(Ledger::default(), Some("boot-0"), &act, &clock, &saved);
     // A storm-gate-closed fleet and no API: neither matters to a report-only problem.
     let mut cluster = ClusterView::calm(10);
     cluster.api_reachable = false;
@@ -477,3 +438,5 @@ async fn an_outdated_systemd_is_reported_once_and_never_opens_an_episode() {
     let reasons: Vec<String> = act.reports().iter().map(|r| r.reason.clone()).collect();
     assert_eq!(reasons, ["ProblemReported", "ProblemCleared"]);
 }
+
+mod hostile_disk;

@@ -6,21 +6,7 @@ use std::cell::Cell;
 use std::sync::Mutex;
 
 use super::*;
-use crate::act::testing::{ManualClock, RecordingActuators};
-use crate::health::Verdict;
 use crate::ledger::Outcome;
-use crate::model::Dur;
-use crate::runbook::default_runbook;
-
-const K: Problem = Problem::KubeletUnhealthy;
-
-fn t0() -> Timestamp {
-    "2026-11-23T08:00:00Z".parse().unwrap()
-}
-
-fn facts() -> crate::plan::NodeFacts {
-    crate::dryrun::assumed_node_facts(&default_runbook().runbook)
-}
 
 /// A disk that is full while `full` is set: every write fails with ENOSPC's
 /// text, as `LedgerFile::save` reports it (checked on a tmpfs below).
@@ -46,15 +32,7 @@ async fn a_full_disk_holds_every_step_and_the_agent_resumes_when_it_frees() {
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     let disk = Disk::default();
-    let mut agent = Agent::new(
-        default_runbook(),
-        Ledger::default(),
-        None,
-        &act,
-        &clock,
-        &disk,
-    )
-    .unwrap();
+    let mut agent = new_agent(Ledger::default(), None, &act, &clock, &disk);
     let cluster = ClusterView::calm(10);
     let facts = facts();
     disk.full.set(true);
@@ -75,13 +53,16 @@ async fn a_full_disk_holds_every_step_and_the_agent_resumes_when_it_frees() {
     assert!(
         agent
             .ledger_write_error()
-            .unwrap()
+            .expect("the failed write is reported")
             .contains("No space left")
     );
     // The disk frees up: the pending state is written, then the step runs once.
     disk.full.set(false);
     agent.observe(Observation::new(K, clock.now(), Verdict::Failing, "down"));
-    let t = agent.tick(&cluster, &facts).await.unwrap();
+    let t = agent
+        .tick(&cluster, &facts)
+        .await
+        .expect("the disk is free again");
     assert!(
         matches!(t.decision, crate::plan::Decision::Act(_)),
         "{}",
@@ -113,15 +94,7 @@ async fn the_loop_keeps_running_on_a_full_disk_and_backs_off() {
     let act = RecordingActuators::new();
     let disk = Disk::default();
     disk.full.set(true);
-    let mut agent = Agent::new(
-        default_runbook(),
-        Ledger::default(),
-        None,
-        &act,
-        &clock,
-        &disk,
-    )
-    .unwrap();
+    let mut agent = new_agent(Ledger::default(), None, &act, &clock, &disk);
     let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel(16);
     let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(4);
     let cfg = LoopConfig {
@@ -160,7 +133,7 @@ async fn the_loop_keeps_running_on_a_full_disk_and_backs_off() {
         ),
         driver
     );
-    res.unwrap();
+    res.expect("the loop keeps running on a full disk and stops when told");
     assert!(act.calls().is_empty(), "{:?}", act.calls());
     let seen = views.0.lock().unwrap();
     // 100 s of failing writes with a backoff of 1, 2, 4, … 60 s: a handful of tries.
@@ -180,8 +153,9 @@ async fn a_step_cut_off_by_a_stop_is_closed_as_interrupted_at_start() {
     let act = RecordingActuators::new();
     let disk = Disk::default();
     clock.advance(Dur::from_secs(30));
-    let agent = Agent::new(default_runbook(), ledger, None, &act, &clock, &disk).unwrap();
-    let a = &agent.ledger().episode.as_ref().unwrap().attempts[0];
+    let agent = new_agent(ledger, None, &act, &clock, &disk);
+    let episode = agent.ledger().episode.as_ref();
+    let a = &episode.expect("the cut-off episode stays open").attempts[0];
     assert!(
         matches!(a.outcome, Outcome::Interrupted(_)),
         "{:?}",
@@ -214,9 +188,10 @@ async fn a_real_full_tmpfs_leaves_no_temp_file_and_keeps_the_ledger() {
     }
     let _u = Unmount(&mnt);
     let path = mnt.join("ledger.json");
-    let (file, mut ledger, _) = crate::ledger::LedgerFile::open(&path, t0()).unwrap();
+    let (file, mut ledger, _) =
+        crate::ledger::LedgerFile::open(&path, t0()).expect("a fresh ledger on the tmpfs");
     ledger.record_reboot("boot-a", t0());
-    file.save(&ledger).unwrap();
+    file.save(&ledger).expect("the tmpfs still has room");
     let before = std::fs::read(&path).unwrap();
     // Fill the filesystem.
     let filler = mnt.join("filler");
@@ -250,7 +225,7 @@ async fn a_real_full_tmpfs_leaves_no_temp_file_and_keeps_the_ledger() {
     let act = RecordingActuators::new();
     drop(file);
     let (file, ledger, _) = crate::ledger::LedgerFile::open(&path, t0()).unwrap();
-    let mut agent = Agent::new(default_runbook(), ledger, None, &act, &clock, file).unwrap();
+    let mut agent = new_agent(ledger, None, &act, &clock, file);
     for _ in 0..8 {
         agent.observe(Observation::new(K, clock.now(), Verdict::Failing, "down"));
         let _ = agent.tick(&ClusterView::calm(10), &facts()).await;
@@ -260,7 +235,10 @@ async fn a_real_full_tmpfs_leaves_no_temp_file_and_keeps_the_ledger() {
     assert!(agent.ledger_write_error().is_some());
     std::fs::remove_file(&filler).unwrap();
     agent.observe(Observation::new(K, clock.now(), Verdict::Failing, "down"));
-    agent.tick(&ClusterView::calm(10), &facts()).await.unwrap();
+    agent
+        .tick(&ClusterView::calm(10), &facts())
+        .await
+        .expect("the filler is gone, the ledger writes again");
     assert_eq!(act.calls(), ["restart kubelet.service"]);
 }
 
@@ -288,15 +266,7 @@ async fn a_record_that_could_not_be_written_is_taken_back_and_its_step_not_run()
     let clock = ManualClock::new(t0());
     let act = RecordingActuators::new();
     let disk = FailAt { n: Cell::new(0) };
-    let mut agent = Agent::new(
-        default_runbook(),
-        Ledger::default(),
-        None,
-        &act,
-        &clock,
-        &disk,
-    )
-    .unwrap();
+    let mut agent = new_agent(Ledger::default(), None, &act, &clock, &disk);
     let cluster = ClusterView::calm(10);
     let facts = facts();
     for _ in 0..7 {
@@ -307,10 +277,17 @@ async fn a_record_that_could_not_be_written_is_taken_back_and_its_step_not_run()
     agent.observe(Observation::new(K, clock.now(), Verdict::Failing, "down"));
     assert!(agent.tick(&cluster, &facts).await.is_err());
     assert!(act.calls().is_empty(), "{:?}", act.calls());
-    let ep = agent.ledger().episode.as_ref().unwrap();
+    let ep = agent
+        .ledger()
+        .episode
+        .as_ref()
+        .expect("the episode was written");
     assert!(ep.attempts.is_empty(), "{:?}", ep.attempts);
     assert!(agent.ledger().history.is_empty());
     // Next round the write succeeds and the step runs for real.
-    agent.tick(&cluster, &facts).await.unwrap();
+    agent
+        .tick(&cluster, &facts)
+        .await
+        .expect("the next write succeeds");
     assert_eq!(act.calls(), ["restart kubelet.service"]);
 }
