@@ -1,4 +1,4 @@
-//! kubectl drain's pod filters, in one place: the drain (`act/drain.rs`) and
+//! kubectl drain's pod filters, in one place: the drain (`act/drain/`) and
 //! `maintenance plan`'s impact report (`maintenance.rs`) both call
 //! [`verdict`] with the runbook's drain settings, so the report cannot
 //! promise what the drain will refuse, or the other way round.
