@@ -587,9 +587,9 @@ async fn futures_are_send() {
     let kube = Kube::from_url(&api.url(), Duration::from_secs(1)).expect("client");
     let node = nodewarden::act::node::NodeClient::new(kube.clone(), "n1");
     let conds = nodewarden::act::node::NodeConditions::new(node.clone());
-    let slots = nodewarden::act::guard::Slots::new(
+    let slots = nodewarden::act::slots::Slots::new(
         kube.clone(),
-        nodewarden::act::guard::SlotConfig {
+        nodewarden::act::slots::SlotConfig {
             namespace: "nw".into(),
             holder: "n1".into(),
             slots: 1,
@@ -597,7 +597,7 @@ async fn futures_are_send() {
         },
     );
     let events = nodewarden::report::EventSink::for_node(kube.clone(), "n1", None);
-    let fleet = nodewarden::act::guard::FleetCounter::new(kube.clone(), "n1");
+    let fleet = nodewarden::act::fleet::FleetCounter::new(kube.clone(), "n1");
     let d = drainer(&api);
     let s = spec(1);
     let rep = nodewarden::act::Report::normal("X", "y");

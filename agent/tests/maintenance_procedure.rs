@@ -282,9 +282,9 @@ async fn blocked_or_busy_start_changes_nothing() {
 
     // Every slot held by another node: refused before the cordon.
     api.remove(Kind::Pod, "default", "debug");
-    let other = nodewarden::act::guard::Slots::new(
+    let other = nodewarden::act::slots::Slots::new(
         Kube::from_url(&api.url(), Duration::from_secs(2)).unwrap(),
-        nodewarden::act::guard::SlotConfig {
+        nodewarden::act::slots::SlotConfig {
             namespace: "nodewarden".into(),
             holder: "n2".into(),
             slots: 1,

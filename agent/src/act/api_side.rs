@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use crate::act::drain::Drainer;
-use crate::act::guard::{Renewal, Slots};
 use crate::act::kube::Kube;
 use crate::act::node::{CordonOutcome, NodeClient};
 use crate::act::real::KubeSide;
+use crate::act::slots::{Renewal, Slots};
 use crate::act::{ActError, Drained, Report};
 use crate::runbook::Drain;
 

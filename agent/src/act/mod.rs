@@ -7,10 +7,11 @@
 
 pub mod api_side;
 pub mod drain;
-pub mod guard;
+pub mod fleet;
 pub mod kube;
 pub mod node;
 pub mod real;
+pub mod slots;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod timesync;

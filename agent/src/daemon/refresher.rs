@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::act::guard::{FLEET_SHARED_MAX_AGE, FleetCounter, Slots, fleet_lease, shared_fleet};
+use crate::act::fleet::{FLEET_SHARED_MAX_AGE, FleetCounter, fleet_lease, shared_fleet};
 use crate::act::kube::jitter;
+use crate::act::slots::Slots;
 use crate::ledger::Ledger;
 use crate::plan::{Decision, FleetView, Gate, SlotView};
 use crate::runbook::StormGate;
@@ -67,7 +68,7 @@ const STORM_REFRESH_MAX: Duration = Duration::from_secs(120);
 /// be needed: a healthy node sends no requests for them.
 ///
 /// - One LIST of the slot Leases per read; it also carries the shared fleet
-///   count ([`crate::act::guard::FLEET_LEASE`]). The fleet is only needed for
+///   count ([`crate::act::fleet::FLEET_LEASE`]). The fleet is only needed for
 ///   a disruptive step, and is counted (a paginated LIST of every node) only
 ///   when the shared count is older than `every` (at most
 ///   [`FLEET_SHARED_MAX_AGE`]); the count is then published for the other

@@ -28,11 +28,11 @@ use super::{ImpactReport, Options, Verdict, fetch, impact};
 use crate::act::ActError;
 use crate::act::Report;
 use crate::act::drain::{Drainer, Filter};
-use crate::act::guard::{GuardError, SlotConfig, Slots};
 use crate::act::kube::{Kube, KubeError};
 use crate::act::node::{
     COND_MAINTENANCE, CordonOutcome, DesiredCondition, NodeClient, NodeConditions, NodeError,
 };
+use crate::act::slots::{SlotConfig, SlotError, Slots};
 use crate::health::{Observation, Verdict as ProbeVerdict};
 use crate::ledger::MaintenanceRecord;
 use crate::model::{Dur, Timestamp};
@@ -414,7 +414,7 @@ pub async fn start(
                 },
             );
             let lease = slots.acquire().await.map_err(|e| match e {
-                GuardError::Busy { holders } => MaintError::Refused(format!(
+                SlotError::Busy { holders } => MaintError::Refused(format!(
                     "every disruption slot is held (by {}); try again when that node is done",
                     holders.join(", ")
                 )),

@@ -9,12 +9,11 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use nodewarden::act::Report;
 use nodewarden::act::drain::{DrainError, Drainer, PodRef};
-use nodewarden::act::guard::{
-    FleetCounter, GuardError, SlotConfig, Slots, fleet_lease, shared_fleet,
-};
+use nodewarden::act::fleet::{FleetCounter, fleet_lease, shared_fleet};
 use nodewarden::act::node::{
     CordonOutcome, DesiredCondition, NodeClient, NodeConditions, NodeError, UncordonOutcome,
 };
+use nodewarden::act::slots::{SlotConfig, SlotError, Slots};
 use nodewarden::health::{Observation, Verdict as ProbeVerdict};
 use nodewarden::maintenance::procedure::{self, Ctx, StartOptions, StateFile};
 use nodewarden::model::{Dur, Problem, Timestamp};
@@ -310,7 +309,7 @@ pub async fn slot_race_between_two_agents<C: Cluster>(c: &C) {
         let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
         assert_eq!(wins, 1, "round {round}: {ra:?} {rb:?}");
         let (w, loser) = if ra.is_ok() { (&a, &rb) } else { (&b, &ra) };
-        assert!(matches!(loser, Err(GuardError::Busy { .. })), "{loser:?}");
+        assert!(matches!(loser, Err(SlotError::Busy { .. })), "{loser:?}");
         assert_eq!(w.view().await, Ok(SlotView::Held));
         let lease = ra.as_ref().or(rb.as_ref()).expect("winner").clone();
         w.release(&lease).await.expect("release");

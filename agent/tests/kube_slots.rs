@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use nodewarden::act::ActError;
-use nodewarden::act::guard::{FleetCounter, GuardError, SLOT_LABEL, SlotConfig, Slots};
+use nodewarden::act::fleet::FleetCounter;
 use nodewarden::act::kube::Kube;
+use nodewarden::act::slots::{SLOT_LABEL, SlotConfig, SlotError, Slots};
 use nodewarden::plan::{FleetView, SlotView};
 use nodewarden_fakeapi::{FakeApi, Kind};
 use serde_json::{Value, json};
@@ -72,7 +73,7 @@ async fn two_agents_racing_for_one_slot_exactly_one_wins() {
             let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
             assert_eq!(wins, 1, "round {round}: {ra:?} {rb:?}");
             let (winner, loser) = if ra.is_ok() { ("node-a", &rb) } else { ("node-b", &ra) };
-            assert!(matches!(loser, Err(GuardError::Busy { .. })), "{loser:?}");
+            assert!(matches!(loser, Err(SlotError::Busy { .. })), "{loser:?}");
             assert_eq!(holder(&api, "nodewarden-slot-0").as_deref(), Some(winner));
             let (va, vb) = (a.view().await.expect("view"), b.view().await.expect("view"));
             let (held, other) = if winner == "node-a" { (va, vb) } else { (vb, va) };
@@ -108,7 +109,7 @@ async fn slots_are_a_semaphore() {
         // Acquiring again is idempotent (an agent restart keeps its slot).
         assert_eq!(a.acquire().await.as_ref(), Ok(&la));
         let e = c.acquire().await.expect_err("full");
-        let GuardError::Busy { ref holders } = e else {
+        let SlotError::Busy { ref holders } = e else {
             panic!("{e:?}")
         };
         assert_eq!(holders, &vec!["node-a".to_string(), "node-b".to_string()]);
@@ -130,7 +131,7 @@ async fn expired_slot_taken_over_live_one_never() {
         lease_fixture(&api, "nodewarden-slot-1", "node-dead", 600, 60);
         let one = slots(&api, "node-a", 1);
         let e = one.acquire().await.expect_err("live holder");
-        assert_eq!(e, GuardError::Busy { holders: vec!["node-live".into()] });
+        assert_eq!(e, SlotError::Busy { holders: vec!["node-live".into()] });
         assert_eq!(holder(&api, "nodewarden-slot-0").as_deref(), Some("node-live"));
         assert_eq!(one.view().await, Ok(SlotView::Busy { holders: vec!["node-live".into()] }));
 
@@ -146,7 +147,7 @@ async fn expired_slot_taken_over_live_one_never() {
         // The dead holder comes back: its slot is gone, renewing says so.
         let dead = slots(&api, "node-dead", 2);
         let e = dead.renew("nodewarden-slot-1").await.expect_err("lost");
-        assert!(matches!(e, GuardError::Lost { ref now_held_by, .. } if now_held_by.as_deref() == Some("node-a")), "{e:?}");
+        assert!(matches!(e, SlotError::Lost { ref now_held_by, .. } if now_held_by.as_deref() == Some("node-a")), "{e:?}");
         // The winner renews fine.
         two.renew("nodewarden-slot-1").await.expect("renew");
     })
