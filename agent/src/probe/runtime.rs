@@ -193,11 +193,13 @@ impl Detector {
             ),
         };
         // 5. sockets, as a guess
+        // a socket may be a link (absolute ones resolve inside the host root)
+        let there = |p: &PathBuf| hostfs::follow_under(self.host_root.as_deref(), p).exists();
         let sockets = Sockets {
-            docker: self.docker_socket.exists(),
-            containerd: self.containerd_socket.exists(),
-            crio: self.crio_socket.exists(),
-            cri_dockerd: self.cri_dockerd_socket.exists(),
+            docker: there(&self.docker_socket),
+            containerd: there(&self.containerd_socket),
+            crio: there(&self.crio_socket),
+            cri_dockerd: there(&self.cri_dockerd_socket),
         };
         let d = layout::decide(kubelet, node, sockets);
         let Some(l) = d.layout else {
