@@ -93,8 +93,8 @@ impl Podman {
     /// `None` (after printing SKIP) when the pod cannot run here; a panic instead when
     /// `NODEWARDEN_REQUIRE_POD` is set.
     fn find(test: &str) -> Option<Podman> {
-        let required = std::env::var_os("NODEWARDEN_REQUIRE_POD")
-            .is_some_and(|v| !v.is_empty() && v != "0");
+        let required =
+            std::env::var_os("NODEWARDEN_REQUIRE_POD").is_some_and(|v| !v.is_empty() && v != "0");
         let image = std::env::var("NODEWARDEN_POD_IMAGE").ok();
         let why = if !is_root() {
             Some("needs root (podman, mounts, the testbed)".to_string())
@@ -315,12 +315,7 @@ impl PodSpec {
                 if ro { "ro" } else { "rw" }
             ));
         }
-        let args = c["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(str_of)
-            .collect();
+        let args = c["args"].as_array().unwrap().iter().map(str_of).collect();
         PodSpec {
             opts,
             args,
@@ -429,7 +424,10 @@ struct Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = run(self.podman.cmd().args(["rm", "-f", "-t", "0", "nodewarden-pod"]));
+        let _ = run(self
+            .podman
+            .cmd()
+            .args(["rm", "-f", "-t", "0", "nodewarden-pod"]));
     }
 }
 
@@ -451,7 +449,10 @@ impl Node {
     }
 
     fn pod_log(&self) -> String {
-        let out = run(self.podman.cmd().args(["logs", "--tail", "40", "nodewarden-pod"]));
+        let out = run(self
+            .podman
+            .cmd()
+            .args(["logs", "--tail", "40", "nodewarden-pod"]));
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -483,8 +484,8 @@ impl Node {
 
 /// Problem → verdict of a `check -o json`.
 fn verdicts(json: &str) -> BTreeMap<String, (String, String)> {
-    let v: Value = serde_json::from_str(json)
-        .unwrap_or_else(|e| panic!("check -o json: {e}: {json}"));
+    let v: Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("check -o json: {e}: {json}"));
     v["observations"]
         .as_array()
         .unwrap()
@@ -534,7 +535,11 @@ async fn the_daemonset_pod_on_a_real_systemd_node() {
     .unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let runbook = config_map("nodewarden-runbook", &scratch.path().join("unit"));
-    std::fs::copy(runbook.join("runbook.yaml"), agent_dir.path().join("runbook.yaml")).unwrap();
+    std::fs::copy(
+        runbook.join("runbook.yaml"),
+        agent_dir.path().join("runbook.yaml"),
+    )
+    .unwrap();
     let tb = Testbed::boot(
         test,
         TestbedConfig {
@@ -555,7 +560,13 @@ async fn the_daemonset_pod_on_a_real_systemd_node() {
         started: t0,
     };
 
-    // 1. `check` in the pod vs `check` as a unit, on the same node, same runbook
+    // 1. `check` in the pod vs `check` as a unit, on the same node, same runbook; the
+    //    kubelet logs PLEG stalls, so the journal read is seen to work (Failing in both)
+    n.tb.set_ctl("kubelet.pleg", "on");
+    assert!(
+        n.tb.wait_journal("kubelet.service", "PLEG is not healthy", s(10)),
+        "the fake kubelet logs PLEG stalls"
+    );
     let unit = n.tb.exec(&[
         "systemd-run",
         "--wait",
@@ -594,10 +605,20 @@ async fn the_daemonset_pod_on_a_real_systemd_node() {
     for (p, (v, _)) in &unit {
         let (pv, psum) = &pod[p];
         if v != "unknown" {
-            assert_ne!(pv, "unknown", "{p}: Unknown in the pod ({psum}) where the unit says {v}");
+            assert_ne!(
+                pv, "unknown",
+                "{p}: Unknown in the pod ({psum}) where the unit says {v}"
+            );
         }
         assert_eq!(pv, v, "{p}: the pod says {pv} ({psum}), the unit {v}");
     }
+
+    assert_eq!(
+        pod["PLEGUnhealthy"].0, "failing",
+        "the journal, read in the pod"
+    );
+    n.tb.set_ctl("kubelet.pleg", "off");
+    n.tb.exec_ok(&["systemctl", "restart", "kubelet.service"]);
 
     // 2. the daemon in the pod (the manifest's args, the e2e runbook's short clocks in its
     //    ConfigMap, the fake API), then a kubelet that hangs: restart, cordon, runtime
@@ -620,16 +641,33 @@ async fn the_daemonset_pod_on_a_real_systemd_node() {
         );
     };
     start_pod(&n);
-    n.wait_for("the agent in the pod watches its node", s(30), |n| {
-        n.api.count("watch", "nodes") > 0
-    })
+    // with the API, every probe has a verdict, the clock's too: the conditions say so
+    let problems: Vec<String> = unit.keys().cloned().collect();
+    n.wait_for(
+        "the agent in the pod reports a verdict of each probe as a node condition",
+        s(30),
+        |n| {
+            let node = n.node();
+            let conds = node["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            problems.iter().all(|p| {
+                conds.iter().any(|c| {
+                    c["type"] == p.as_str() && (c["status"] == "False" || c["status"] == "True")
+                })
+            })
+        },
+    )
     .await;
     let boot0 = n.tb.boot_id();
     let starts0 = kubelet_starts(&n.tb);
     n.tb.set_mode("kubelet", "hang");
-    n.wait_for("kubelet restarted from the pod (RestartUnit over D-Bus)", s(40), |n| {
-        kubelet_starts(&n.tb) > starts0
-    })
+    n.wait_for(
+        "kubelet restarted from the pod (RestartUnit over D-Bus)",
+        s(40),
+        |n| kubelet_starts(&n.tb) > starts0,
+    )
     .await;
     n.wait_for("cordoned by nodewarden", s(40), |n| {
         n.node()["spec"]["unschedulable"] == Value::Bool(true)
@@ -644,7 +682,10 @@ async fn the_daemonset_pod_on_a_real_systemd_node() {
     );
     // the ledger is the node's: it records the reboot, on the hostPath, seen by the node
     for (hp, vol) in &spec.writable {
-        assert_eq!(hp, "/var/lib/nodewarden", "volume {vol}: only the ledger is writable");
+        assert_eq!(
+            hp, "/var/lib/nodewarden",
+            "volume {vol}: only the ledger is writable"
+        );
     }
     let on_node = n.tb.exec_ok(&["cat", "/var/lib/nodewarden/ledger.json"]);
     let ledger: Value = serde_json::from_str(&on_node).unwrap();
@@ -657,7 +698,10 @@ async fn the_daemonset_pod_on_a_real_systemd_node() {
     //    again on the new boot: same manifest, the new boot's namespaces
     n.tb.set_mode("kubelet", "ok");
     n.root.mount_proc(&n.tb);
-    let _ = run(n.podman.cmd().args(["rm", "-f", "-t", "0", "nodewarden-pod"]));
+    let _ = run(n
+        .podman
+        .cmd()
+        .args(["rm", "-f", "-t", "0", "nodewarden-pod"]));
     start_pod(&n);
     n.wait_for(
         "after the reboot the pod finishes the episode from the ledger: uncordoned, recovered",

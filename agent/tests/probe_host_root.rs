@@ -97,8 +97,14 @@ async fn the_kubelets_config_endpoint_and_certificate_resolve_inside_the_host_ro
         Some("containerRuntimeEndpoint: unix:///var/run/containerd/k8s-containerd.sock"),
         "{rt:#?}"
     );
-    assert!(rt.evidence["detected"].starts_with("containerd decided by"), "{rt:#?}");
-    assert!(rt.evidence["socket"].contains("ListPodSandbox ok"), "{rt:#?}");
+    assert!(
+        rt.evidence["detected"].starts_with("containerd decided by"),
+        "{rt:#?}"
+    );
+    assert!(
+        rt.evidence["socket"].contains("ListPodSandbox ok"),
+        "{rt:#?}"
+    );
 
     let clock = get(Problem::ClockSkewed);
     assert!(

@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(follow_under(Some(r), &under_root(r, cert)), want);
         // relative links and `..` stay inside the root, as under chroot
         assert_eq!(
-            open_path(Some(r), Path::new("/var/lib/kubelet/certs/kubelet-client-current.pem")),
+            open_path(
+                Some(r),
+                Path::new("/var/lib/kubelet/certs/kubelet-client-current.pem")
+            ),
             want
         );
         assert_eq!(

@@ -322,13 +322,16 @@ impl ProbeSet {
                 settings.runtime.timing,
             ),
             (
-                Arc::new(clock::ClockCheck::new(
-                    settings.clock.clone(),
-                    api.clock.clone(),
-                    env.kernel_clock.clone(),
-                    env.kubelet_client_cert.clone(),
-                    env.dbus_address.clone(),
-                ).in_host_root(env.host_root.clone())),
+                Arc::new(
+                    clock::ClockCheck::new(
+                        settings.clock.clone(),
+                        api.clock.clone(),
+                        env.kernel_clock.clone(),
+                        env.kubelet_client_cert.clone(),
+                        env.dbus_address.clone(),
+                    )
+                    .in_host_root(env.host_root.clone()),
+                ),
                 settings.clock.timing,
             ),
             (

@@ -15,10 +15,10 @@ use crate::host::systemd::Systemd;
 use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{RuntimeKind, RuntimeProbe as Settings};
 
-use super::{hostfs, io};
 use super::layout::{self, Layout, Said, Sockets};
 use super::pleg::ReadyConditionSource;
 use super::{Probe, ProbeFuture, budget, elapsed_since};
+use super::{hostfs, io};
 
 /// A runtime nodewarden can probe: the layouts of [`layout::Layout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
