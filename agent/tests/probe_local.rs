@@ -196,6 +196,7 @@ fn runtime_check(
         crio_socket: "/nonexistent/crio.sock".into(),
         cri_dockerd_socket: "/nonexistent/cri-dockerd.sock".into(),
         node: None,
+        host_root: None,
     });
     RuntimeCheck::new(s, det, proc_root.into(), kmsg.into())
 }
@@ -427,6 +428,7 @@ async fn runtime_detection_from_kubelet_flags_files_and_sockets() {
         crio_socket: "/nonexistent/crio.sock".into(),
         cri_dockerd_socket: "/nonexistent/cri-dockerd.sock".into(),
         node: None,
+        host_root: None,
     };
     let none = dir.path().join("none");
     // the kubelet's own command line (found by comm; systemd does not know it)

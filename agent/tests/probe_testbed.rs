@@ -131,6 +131,7 @@ async fn probes_against_a_real_systemd() {
             crio_socket: "/nonexistent/crio.sock".into(),
             cri_dockerd_socket: "/nonexistent/cri-dockerd.sock".into(),
             node: None,
+            host_root: None,
         }),
         empty.path().into(),
         empty.path().join("kmsg-none"),

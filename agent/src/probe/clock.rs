@@ -280,6 +280,9 @@ pub struct ClockCheck {
     pub kernel: Arc<dyn KernelClockSource>,
     pub cert: PathBuf,
     pub timedated: Timedated,
+    /// The host's root in a pod (`--host-root`): `cert` is under it, and its link (the
+    /// kubelet's `kubelet-client-current.pem` is an absolute one) resolves inside it.
+    pub host_root: Option<PathBuf>,
 }
 
 impl ClockCheck {
@@ -296,7 +299,13 @@ impl ClockCheck {
             kernel,
             cert,
             timedated: Timedated::new(dbus_address),
+            host_root: None,
         }
+    }
+
+    /// Read the certificate under the host's root (`--host-root`), its links resolved there.
+    pub fn in_host_root(self, host_root: Option<PathBuf>) -> Self {
+        ClockCheck { host_root, ..self }
     }
 
     async fn run_inner(&self, now: Timestamp) -> Observation {
@@ -312,7 +321,11 @@ impl ClockCheck {
         };
         let (skew, ntp) = tokio::join!(server, self.timedated.ntp_synchronized(deadline));
         let kernel = self.kernel.read();
-        let cert = cert_validity_pem(&self.cert);
+        // resolved at each read: the kubelet moves the link when it rotates the certificate
+        let cert = cert_validity_pem(&super::hostfs::follow_under(
+            self.host_root.as_deref(),
+            &self.cert,
+        ));
 
         let mut o = Observation::new(Problem::ClockSkewed, now, Verdict::Healthy, "");
         let mut failing = Vec::new();

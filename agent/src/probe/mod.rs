@@ -18,6 +18,7 @@
 //! sources are dyn-compatible: the set holds `Arc<dyn Probe>` and tests swap in fakes.
 
 pub mod clock;
+pub mod hostfs;
 pub mod io;
 pub mod kubelet;
 pub mod layout;
@@ -227,51 +228,10 @@ impl ProbeEnv {
     pub fn host_path(&self, p: impl AsRef<Path>) -> PathBuf {
         let p = p.as_ref();
         match &self.host_root {
-            Some(r) if p.is_absolute() => under_root(r, p),
+            Some(r) if p.is_absolute() => hostfs::under_root(r, p),
             _ => p.to_path_buf(),
         }
     }
-}
-
-/// `p` (absolute) under `root`, directory symlinks resolved inside `root`. Reads link
-/// targets only (readlink on the local root, once at start-up); at most 40 hops, like
-/// the kernel's limit, then the rest is taken literally.
-fn under_root(root: &Path, p: &Path) -> PathBuf {
-    use std::ffi::OsString;
-    use std::path::Component;
-    let parts = |q: &Path| -> Vec<OsString> {
-        q.components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n.to_os_string()),
-                Component::ParentDir => Some("..".into()),
-                _ => None,
-            })
-            .rev()
-            .collect()
-    };
-    let mut todo = parts(p);
-    let mut out = PathBuf::new();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            out.pop();
-            continue;
-        }
-        let cand = out.join(&c);
-        if !todo.is_empty()
-            && hops < 40
-            && let Ok(t) = std::fs::read_link(root.join(&cand))
-        {
-            hops += 1;
-            if t.is_absolute() {
-                out = PathBuf::new();
-            }
-            todo.extend(parts(&t));
-            continue;
-        }
-        out = cand;
-    }
-    root.join(out)
 }
 
 impl Default for ProbeEnv {
@@ -329,6 +289,7 @@ impl ProbeSet {
             crio_socket: env.crio_socket.clone(),
             cri_dockerd_socket: env.cri_dockerd_socket.clone(),
             node: env.node_info.clone(),
+            host_root: env.host_root.clone(),
         });
         let all: Vec<(Arc<dyn Probe>, Timing)> = vec![
             (
@@ -361,13 +322,16 @@ impl ProbeSet {
                 settings.runtime.timing,
             ),
             (
-                Arc::new(clock::ClockCheck::new(
-                    settings.clock.clone(),
-                    api.clock.clone(),
-                    env.kernel_clock.clone(),
-                    env.kubelet_client_cert.clone(),
-                    env.dbus_address.clone(),
-                )),
+                Arc::new(
+                    clock::ClockCheck::new(
+                        settings.clock.clone(),
+                        api.clock.clone(),
+                        env.kernel_clock.clone(),
+                        env.kubelet_client_cert.clone(),
+                        env.dbus_address.clone(),
+                    )
+                    .in_host_root(env.host_root.clone()),
+                ),
                 settings.clock.timing,
             ),
             (
@@ -516,6 +480,7 @@ pub async fn node_facts(
         crio_socket: env.crio_socket.clone(),
         cri_dockerd_socket: env.cri_dockerd_socket.clone(),
         node: env.node_info.clone(),
+        host_root: env.host_root.clone(),
     };
     let runtime_units = async {
         detector

@@ -15,10 +15,10 @@ use crate::host::systemd::Systemd;
 use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{RuntimeKind, RuntimeProbe as Settings};
 
-use super::io;
 use super::layout::{self, Layout, Said, Sockets};
 use super::pleg::ReadyConditionSource;
 use super::{Probe, ProbeFuture, budget, elapsed_since};
+use super::{hostfs, io};
 
 /// A runtime nodewarden can probe: the layouts of [`layout::Layout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,9 @@ pub struct Detector {
     pub cri_dockerd_socket: PathBuf,
     /// The Node's nodeInfo, from the daemon's node watch.
     pub node: Option<Arc<dyn ReadyConditionSource>>,
+    /// The host's root in a pod (`--host-root`): the paths the kubelet names (`--config`,
+    /// its endpoint) and the links on the way are looked up under it ([`hostfs`]).
+    pub host_root: Option<PathBuf>,
 }
 
 /// Read a small file under a deadline (kubelet config files; a hung mount must not hang us).
@@ -101,7 +104,7 @@ impl Detector {
     pub async fn detect(&self) -> Detection {
         let fixed = |kind: Runtime, socket: &PathBuf, how: &str| Detection {
             kind: Some(kind),
-            socket: socket.clone(),
+            socket: hostfs::follow_under(self.host_root.as_deref(), socket),
             how: how.into(),
             sources: Vec::new(),
         };
@@ -150,7 +153,7 @@ impl Detector {
                     Ok(args) => {
                         let a: Vec<&str> = args.iter().map(String::as_str).collect();
                         if let Some(c) = layout::flag(&a, "--config") {
-                            config = PathBuf::from(c);
+                            config = hostfs::open_path(self.host_root.as_deref(), Path::new(c));
                         }
                         kubelet.push(layout::from_args(&source, &a));
                     }
@@ -162,7 +165,8 @@ impl Detector {
         // 2. the EnvironmentFiles of the kubelet unit, 3. the KubeletConfiguration
         for f in std::iter::once(&self.kubeadm_flags).chain(self.kubelet_env_files.iter()) {
             let source = f.display().to_string();
-            kubelet.push(match read_text(f.clone()).await {
+            let here = hostfs::follow_under(self.host_root.as_deref(), f);
+            kubelet.push(match read_text(here).await {
                 Some(text) => {
                     let args = layout::env_file_args(&text);
                     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -172,7 +176,8 @@ impl Detector {
             });
         }
         let source = config.display().to_string();
-        kubelet.push(match read_text(config).await {
+        let here = hostfs::follow_under(self.host_root.as_deref(), &config);
+        kubelet.push(match read_text(here).await {
             Some(text) => layout::from_kubelet_config(&source, &text),
             None => Said::nothing(source, "absent"),
         });
@@ -188,11 +193,13 @@ impl Detector {
             ),
         };
         // 5. sockets, as a guess
+        // a socket may be a link (absolute ones resolve inside the host root)
+        let there = |p: &PathBuf| hostfs::follow_under(self.host_root.as_deref(), p).exists();
         let sockets = Sockets {
-            docker: self.docker_socket.exists(),
-            containerd: self.containerd_socket.exists(),
-            crio: self.crio_socket.exists(),
-            cri_dockerd: self.cri_dockerd_socket.exists(),
+            docker: there(&self.docker_socket),
+            containerd: there(&self.containerd_socket),
+            crio: there(&self.crio_socket),
+            cri_dockerd: there(&self.cri_dockerd_socket),
         };
         let d = layout::decide(kubelet, node, sockets);
         let Some(l) = d.layout else {
@@ -209,18 +216,18 @@ impl Detector {
             };
         };
         let kind = Runtime::of(l);
+        // an endpoint the kubelet names is a host path
+        let root = self.host_root.as_deref();
+        let endpoint = d.endpoint.as_deref().map(|e| hostfs::open_path(root, e));
         let socket = match kind {
             Runtime::Docker => self.docker_socket.clone(),
-            Runtime::Containerd => d.endpoint.clone().unwrap_or(self.containerd_socket.clone()),
-            Runtime::CriO => d.endpoint.clone().unwrap_or(self.crio_socket.clone()),
-            Runtime::CriDockerd => d
-                .endpoint
-                .clone()
-                .unwrap_or(self.cri_dockerd_socket.clone()),
+            Runtime::Containerd => endpoint.unwrap_or(self.containerd_socket.clone()),
+            Runtime::CriO => endpoint.unwrap_or(self.crio_socket.clone()),
+            Runtime::CriDockerd => endpoint.unwrap_or(self.cri_dockerd_socket.clone()),
         };
         Detection {
             kind: Some(kind),
-            socket,
+            socket: hostfs::follow_under(root, &socket),
             how: format!("{} decided by {}", l.name(), d.by),
             sources: d.sources,
         }

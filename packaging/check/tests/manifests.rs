@@ -273,19 +273,8 @@ fn chart_options_do_what_values_yaml_says() {
     assert_eq!(c["securityContext"]["privileged"], json!(false));
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
 
-    // docker socket
-    let c = container(&render_chart(
-        "nodewarden",
-        json!({"dockerSocket": {"enabled": true}}),
-    ));
-    assert!(
-        c["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["mountPath"] == "/var/run/docker.sock"),
-        "{c}"
-    );
+    // every runtime socket is reached under /host: no per-socket option
+    assert!(chart_values().get("dockerSocket").is_none());
 
     // admission policy off
     let objs = render_chart("nodewarden", json!({"admissionPolicy": {"enabled": false}}));
@@ -362,6 +351,66 @@ fn chart_options_do_what_values_yaml_says() {
 
 // ---------------------------------------------------------------- snapshot
 
+/// The pod sees the host through one read-only root at /host (`--host-root`), acts
+/// through the system bus only, and writes only its ledger (docs/architecture.md).
+#[test]
+fn the_daemonset_reads_the_host_under_one_read_only_root() {
+    let objs = k8s_objects();
+    let ds = find(&objs, "DaemonSet", "nodewarden").expect("DaemonSet");
+    let spec = &ds["spec"]["template"]["spec"];
+    let c = container(&objs);
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(args.contains(&"--host-root=/host"), "{args:?}");
+    let host_path = |name: &str| -> Option<String> {
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .and_then(|v| v["hostPath"]["path"].as_str().map(str::to_string))
+    };
+    let mut writable = Vec::new();
+    for m in c["volumeMounts"].as_array().unwrap() {
+        let name = m["name"].as_str().unwrap();
+        if let Some(hp) = host_path(name) {
+            if m["readOnly"] != json!(true) {
+                writable.push((hp.clone(), m["mountPath"].as_str().unwrap().to_string()));
+            }
+            if m["mountPath"] == "/host" {
+                assert_eq!(hp, "/", "{m}");
+                assert_eq!(m["mountPropagation"], "HostToContainer", "{m}");
+            }
+        }
+    }
+    assert_eq!(
+        writable,
+        [(
+            "/var/lib/nodewarden".to_string(),
+            "/var/lib/nodewarden".to_string()
+        )],
+        "only the ledger is writable"
+    );
+    let bus = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "DBUS_SYSTEM_BUS_ADDRESS")
+        .and_then(|e| e["value"].as_str())
+        .expect("DBUS_SYSTEM_BUS_ADDRESS");
+    assert_eq!(bus, "unix:path=/run/dbus/system_bus_socket");
+    assert_eq!(host_path("dbus").as_deref(), Some("/run/dbus"));
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        json!(["SYS_CHROOT"]),
+        "chroot into /host for the host's journalctl and rpm, nothing else"
+    );
+}
+
 #[test]
 fn objects_match_the_reviewed_snapshot() {
     let mut k8s = Vec::new();
@@ -371,8 +420,7 @@ fn objects_match_the_reviewed_snapshot() {
     }
     // the chart with every option on (with defaults it equals the above: tested)
     let mut helm = Vec::new();
-    let all_on = json!({"surge": {"enabled": true}, "kmsg": {"enabled": true},
-                        "dockerSocket": {"enabled": true}});
+    let all_on = json!({"surge": {"enabled": true}, "kmsg": {"enabled": true}});
     for o in render_chart("nodewarden", all_on) {
         let back = strict_roundtrip(&o).unwrap_or_else(|e| panic!("{e}"));
         helm.push(json!({"file": o.source, "object": canonical(&back)}));
