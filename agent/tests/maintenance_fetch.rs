@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
+use nodewarden::act::kube::Kube;
 use nodewarden::maintenance::{Options, Verdict, fetch, impact};
 use nodewarden_fakeapi::{Budget, FakeApi, Mode, pod};
 
-fn client(api: &FakeApi) -> kube::Client {
-    let mut cfg = kube::Config::new(api.url().parse().unwrap());
-    cfg.default_retry = false;
-    kube::Client::try_from(cfg).unwrap()
+fn client(api: &FakeApi, call_timeout: Duration) -> Kube {
+    Kube::from_url(&api.url(), call_timeout).expect("the fake API's URL")
 }
 
 #[tokio::test]
@@ -60,7 +59,7 @@ async fn impact_report_from_the_api() {
             .daemonset("fluentd"),
     );
 
-    let objs = fetch(&client(&api), "n1", Duration::from_secs(5))
+    let objs = fetch(&client(&api, Duration::from_secs(5)), "n1")
         .await
         .unwrap();
     let r = impact(&objs, Options::default());
@@ -90,11 +89,12 @@ async fn impact_report_from_the_api() {
 async fn a_hung_api_is_a_timeout_not_a_hang() {
     let api = FakeApi::start().await;
     api.set_mode(Mode::Hang).await;
-    let e = fetch(&client(&api), "n1", Duration::from_millis(300))
+    let e = fetch(&client(&api, Duration::from_millis(300)), "n1")
         .await
         .unwrap_err();
     assert!(
-        e.to_string().contains("did not answer list pods on n1"),
+        e.to_string()
+            .contains("list pods on n1: no answer from the API server"),
         "{e}"
     );
 }
@@ -130,7 +130,7 @@ async fn plan_predicts_what_a_pdb_will_refuse() {
         &[("app", "web")],
         Budget::MinAvailable(3),
     );
-    let objs = fetch(&client(&api), "n1", Duration::from_secs(5))
+    let objs = fetch(&client(&api, Duration::from_secs(5)), "n1")
         .await
         .unwrap();
     let r = impact(&objs, Options::default());
@@ -179,7 +179,7 @@ async fn plan_and_drain_share_one_filter() {
             .label("app", "cache")
             .empty_dir("tmp"),
     );
-    let objs = fetch(&client(&api), "n1", Duration::from_secs(5))
+    let objs = fetch(&client(&api, Duration::from_secs(5)), "n1")
         .await
         .unwrap();
     let keep = Options {

@@ -348,12 +348,7 @@ async fn set_condition(ctx: &Ctx, on: bool, message: &str, notes: &mut Vec<Strin
 
 /// The read-only impact report.
 pub async fn plan(ctx: &Ctx, opts: Options) -> Result<ImpactReport, MaintError> {
-    let objs = fetch(ctx.kube.client(), &ctx.node, ctx.kube.call_timeout())
-        .await
-        .map_err(|e| match e {
-            super::FetchError::Timeout { .. } => MaintError::ApiUnreachable(e.to_string()),
-            super::FetchError::Api { .. } => MaintError::Api(e.to_string()),
-        })?;
+    let objs = fetch(&ctx.kube, &ctx.node).await?;
     Ok(impact(&objs, opts))
 }
 
