@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p nodewarden --bench kube_drain` prints:
 //! 1. a drain of 300 pods on one node: wall time and API requests by verb
-//!    (target from shared/DESIGN.md: the evictions, one list, one watch;
+//!    (target from act/drain/mod.rs: the evictions, one list, one watch;
 //!    kubectl drain made 622 on a real apiserver);
 //! 2. the pod-list/watch path of one node in a cluster of 5,000 pods: the
 //!    node's LIST by `spec.nodeName` and the time to open its WATCH, against

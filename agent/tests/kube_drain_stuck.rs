@@ -1,6 +1,6 @@
 //! `skipWaitForDeleteTimeout` against the fake API server with the real kube
 //! client: a node whose kubelet is hung never finishes the pods the drain
-//! evicts (`set_node_kubelet_alive(node, false)`, shared/KUBE-NOTES.md "A
+//! evicts (`set_node_kubelet_alive(node, false)`, docs/platform-facts.md "A
 //! node whose kubelet or runtime is stuck").
 
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! every 200 ms. A kubelet that is hung, failing or not running (the node
 //! rebooting) renews nothing and finishes no pod; one whose PLEG is stuck
 //! still renews its Lease and posts `Ready=False` but finishes no pod
-//! (shared/KUBE-NOTES.md "A node whose kubelet or runtime is stuck"). After a
+//! (docs/platform-facts.md "A node whose kubelet or runtime is stuck"). After a
 //! reboot that fixes the fault, both sides come back together.
 
 use std::path::{Path, PathBuf};

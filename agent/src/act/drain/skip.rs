@@ -4,7 +4,7 @@
 //!
 //! A pod whose eviction the API server accepted stays `Terminating` until its
 //! node's kubelet confirms the termination; the API server never removes it
-//! by itself (shared/KUBE-NOTES.md, "A node whose kubelet or runtime is
+//! by itself (docs/platform-facts.md, "A node whose kubelet or runtime is
 //! stuck"). A drain of a node whose kubelet is the failure would wait forever.
 //! A pod counts as *evicted, awaiting this node's kubelet* only when all three
 //! hold:
