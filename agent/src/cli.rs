@@ -199,7 +199,7 @@ pub(crate) fn config(args: &Args, default_output: Output) -> Result<Config> {
     })
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run_cli(args: Args) -> Result<ExitCode> {
     // The daemon logs decisions at info; the one-shot commands only warnings.
     let level = if matches!(args.command, Command::Run(_)) {
         "info"
@@ -226,7 +226,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Status => status(&args),
         Command::Check => check(&args),
         Command::Run(r) => run_daemon(&args, r),
-        Command::Maintenance(m) => crate::cli_maintenance::run(&args, m),
+        Command::Maintenance(m) => crate::cli_maintenance::run_maintenance(&args, m),
     }
 }
 
@@ -374,7 +374,7 @@ fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
             node,
             now,
         }
-        .run(),
+        .simulate(),
     );
     match cfg.output {
         Output::Json => {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use nodewarden::act::kube::Kube;
 use nodewarden::maintenance::procedure::{self, Ctx, MaintError, StartOptions, StateFile};
-use nodewarden::maintenance::{ImpactReport, Verdict};
+use nodewarden::maintenance::{ImpactReport, ImpactVerdict};
 use nodewarden::model::{Dur, Timestamp};
 
 use crate::cli::{ApiArgs, Args, Output, config, maintenance_path};
@@ -127,7 +127,7 @@ fn fail(output: Output, e: &MaintError) -> ExitCode {
     ExitCode::from(e.exit_code())
 }
 
-pub fn run(args: &Args, cmd: &MaintenanceCmd) -> Result<ExitCode> {
+pub fn run_maintenance(args: &Args, cmd: &MaintenanceCmd) -> Result<ExitCode> {
     let output = args.output.unwrap_or(Output::Text);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -151,8 +151,8 @@ pub fn run(args: &Args, cmd: &MaintenanceCmd) -> Result<ExitCode> {
                         render_impact(&r);
                     }
                     Ok(match r.verdict {
-                        Verdict::Stays | Verdict::Safe => ExitCode::SUCCESS,
-                        Verdict::Disruptive | Verdict::Blocked => ExitCode::from(1),
+                        ImpactVerdict::Stays | ImpactVerdict::Safe => ExitCode::SUCCESS,
+                        ImpactVerdict::Disruptive | ImpactVerdict::Blocked => ExitCode::from(1),
                     })
                 }
                 Err(e) => Ok(fail(output, &e)),

@@ -396,7 +396,7 @@ impl DryRun<'_> {
         g
     }
 
-    pub async fn run(mut self) -> Timeline {
+    pub async fn simulate(mut self) -> Timeline {
         let start = self.now;
         let sim = SimActuators {
             state: Mutex::new(SimState {

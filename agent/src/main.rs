@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match cli::run(args) {
+    match cli::run_cli(args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("nodewarden: error: {e:#}");

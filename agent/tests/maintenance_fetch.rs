@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use nodewarden::act::kube::Kube;
-use nodewarden::maintenance::{Options, Verdict, fetch, impact};
+use nodewarden::maintenance::{ImpactVerdict, Options, fetch, impact};
 use nodewarden_fakeapi::{Budget, FakeApi, Mode, pod};
 
 fn client(api: &FakeApi, call_timeout: Duration) -> Kube {
@@ -70,18 +70,18 @@ async fn impact_report_from_the_api() {
             .unwrap_or_else(|| panic!("{n}: {r:#?}"))
             .clone()
     };
-    assert_eq!(v("solo-1-a").verdict, Verdict::Disruptive);
+    assert_eq!(v("solo-1-a").verdict, ImpactVerdict::Disruptive);
     assert_eq!(v("solo-1-a").owner, "Deployment/solo");
     let db = v("db-0");
-    assert_eq!(db.verdict, Verdict::Blocked, "{db:?}");
+    assert_eq!(db.verdict, ImpactVerdict::Blocked, "{db:?}");
     assert!(
         db.pdbs[0].starts_with("db-pdb (disruptionsAllowed 0)"),
         "{db:?}"
     );
     assert_eq!(db.local_data, ["local PV pv-local (claim data-db-0)"]);
-    assert_eq!(v("debug").verdict, Verdict::Blocked);
-    assert_eq!(v("fluentd-n1").verdict, Verdict::Stays);
-    assert_eq!(r.verdict, Verdict::Blocked);
+    assert_eq!(v("debug").verdict, ImpactVerdict::Blocked);
+    assert_eq!(v("fluentd-n1").verdict, ImpactVerdict::Stays);
+    assert_eq!(r.verdict, ImpactVerdict::Blocked);
     assert_eq!(r.pods.len(), 4);
 }
 
@@ -137,7 +137,7 @@ async fn plan_predicts_what_a_pdb_will_refuse() {
     let blocked: Vec<&str> = r
         .pods
         .iter()
-        .filter(|p| p.verdict == Verdict::Blocked)
+        .filter(|p| p.verdict == ImpactVerdict::Blocked)
         .map(|p| p.name.as_str())
         .collect();
     assert_eq!(blocked, ["web-1-b", "web-1-c"], "{r:#?}");
@@ -148,7 +148,7 @@ async fn plan_predicts_what_a_pdb_will_refuse() {
             .any(|x| x == "blocked by PDB web-pdb (allows 1 of the 3 here)"),
         "{b:?}"
     );
-    assert_eq!(r.verdict, Verdict::Blocked);
+    assert_eq!(r.verdict, ImpactVerdict::Blocked);
     assert_eq!(r.waits_on_pdbs, ["web-pdb (allows 1 of the 3 here)"]);
     assert!(
         !r.blocked_for_good,
@@ -190,7 +190,7 @@ async fn plan_and_drain_share_one_filter() {
         ..Options::default()
     };
     let r = impact(&objs, keep);
-    assert_eq!(r.pods[0].verdict, Verdict::Blocked, "{r:#?}");
+    assert_eq!(r.pods[0].verdict, ImpactVerdict::Blocked, "{r:#?}");
     assert!(r.pods[0].reasons[0].contains("deleteEmptyDirData is off"));
     // The runbook's default (deleteEmptyDirData: true): it moves, its data is lost.
     let runbook = nodewarden::runbook::parse("d", nodewarden::runbook::DEFAULT_YAML)
@@ -198,5 +198,5 @@ async fn plan_and_drain_share_one_filter() {
         .runbook;
     let opts = nodewarden::maintenance::procedure::plan_options(&runbook, false, false);
     let r = impact(&objs, opts);
-    assert_eq!(r.pods[0].verdict, Verdict::Disruptive, "{r:#?}");
+    assert_eq!(r.pods[0].verdict, ImpactVerdict::Disruptive, "{r:#?}");
 }

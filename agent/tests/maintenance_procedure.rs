@@ -275,7 +275,8 @@ async fn blocked_or_busy_start_changes_nothing() {
         report
             .pods
             .iter()
-            .any(|p| p.name == "debug" && p.verdict == nodewarden::maintenance::Verdict::Blocked)
+            .any(|p| p.name == "debug"
+                && p.verdict == nodewarden::maintenance::ImpactVerdict::Blocked)
     );
     assert_eq!(mutations(&api), 0, "nothing changed");
     assert!(c.state.load().unwrap().is_none());

@@ -164,7 +164,7 @@ impl<K: KubeSide> Actuators for RealActuators<K> {
         self.systemd.reboot().await.map_err(ActError::from)
     }
     async fn exec(&self, argv: &[String], timeout: Dur) -> Result<String, ActError> {
-        crate::host::exec::run(argv, timeout)
+        crate::host::exec::run_argv(argv, timeout)
             .await
             .map_err(ActError::from)
     }

@@ -25,7 +25,7 @@ const KEEP_BYTES: usize = 2048;
 
 /// Run `argv` (absolute `argv[0]`, no shell) and wait at most `timeout`.
 /// Exit 0 → Ok with a one-line summary; anything else → [`ExecError`].
-pub async fn run(argv: &[String], timeout: Dur) -> Result<String, ExecError> {
+pub async fn run_argv(argv: &[String], timeout: Dur) -> Result<String, ExecError> {
     let Some((prog, args)) = argv.split_first() else {
         return Err(ExecError::Failed("exec: empty argv".into()));
     };
@@ -125,14 +125,14 @@ mod tests {
 
     #[tokio::test]
     async fn success_and_failure_are_reported_with_output() {
-        let ok = run(
+        let ok = run_argv(
             &argv(&["/bin/sh", "-c", "echo upgraded; echo done"]),
             Dur::from_secs(10),
         )
         .await
         .unwrap();
         assert_eq!(ok, "/bin/sh exited 0: upgraded | done");
-        let e = run(
+        let e = run_argv(
             &argv(&["/bin/sh", "-c", "echo nope >&2; exit 3"]),
             Dur::from_secs(10),
         )
@@ -146,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("child.pid");
         let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
-        let e = run(&argv(&["/bin/sh", "-c", &script]), Dur::from_millis(500))
+        let e = run_argv(&argv(&["/bin/sh", "-c", &script]), Dur::from_millis(500))
             .await
             .unwrap_err();
         assert!(matches!(e, ExecError::Timeout { .. }), "{e}");
@@ -171,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_program_is_a_clear_error() {
-        let e = run(&argv(&["/nonexistent/fix"]), Dur::from_secs(1))
+        let e = run_argv(&argv(&["/nonexistent/fix"]), Dur::from_secs(1))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("cannot start"), "{e}");

@@ -13,7 +13,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 
-use crate::act::drain::{Filter, SkipReason, Verdict as DrainVerdict, filter};
+use crate::act::drain::{Filter, PodVerdict, SkipReason, filter};
 
 /// Everything the analysis reads. Lists may hold objects of other namespaces/nodes.
 #[derive(Debug, Default, Clone)]
@@ -31,7 +31,7 @@ pub struct ClusterObjects {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub enum ImpactVerdict {
     /// Stays on the node (DaemonSet, mirror pod) or is already finished.
     Stays,
     Safe,
@@ -55,7 +55,7 @@ pub struct PodImpact {
     /// Data that stays behind: `emptyDir cache`, `hostPath /var/x`, `local PV pv-1`.
     pub local_data: Vec<String>,
     pub grace_period_seconds: i64,
-    pub verdict: Verdict,
+    pub verdict: ImpactVerdict,
     pub reasons: Vec<String>,
     /// The drain evicts it (its PDBs count it).
     #[serde(skip)]
@@ -68,7 +68,7 @@ pub struct PodImpact {
 #[serde(rename_all = "camelCase")]
 pub struct ImpactReport {
     pub node: String,
-    pub verdict: Verdict,
+    pub verdict: ImpactVerdict,
     pub pods: Vec<PodImpact>,
     /// The longest termination grace period among pods that will move; `None` when a pod is blocked.
     pub longest_wait_seconds: Option<i64>,
@@ -235,7 +235,7 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
             .map(|(k, n)| format!("{k}/{n}"))
             .unwrap_or_else(|| "none".into());
         let mut reasons = Vec::new();
-        let mut verdict = Verdict::Safe;
+        let mut verdict = ImpactVerdict::Safe;
 
         let pdbs: Vec<(String, i32)> = objs
             .pdbs
@@ -275,29 +275,29 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
 
         // The drain's own filters decide what moves (`act/drain/filter.rs`).
         let fv = filter::verdict(p, opts.filter);
-        if fv == DrainVerdict::Skip(SkipReason::Mirror) {
-            verdict = Verdict::Stays;
+        if fv == PodVerdict::Skip(SkipReason::Mirror) {
+            verdict = ImpactVerdict::Stays;
             reasons.push("mirror (static) pod: managed by the kubelet, stays".into());
-        } else if fv == DrainVerdict::Skip(SkipReason::DaemonSet) {
-            verdict = Verdict::Stays;
+        } else if fv == PodVerdict::Skip(SkipReason::DaemonSet) {
+            verdict = ImpactVerdict::Stays;
             reasons.push("DaemonSet pod: stays".into());
-        } else if fv == DrainVerdict::RefuseDaemonSet {
-            verdict = Verdict::Blocked;
+        } else if fv == PodVerdict::RefuseDaemonSet {
+            verdict = ImpactVerdict::Blocked;
             reasons.push("DaemonSet pod: the drain refuses it (ignoreDaemonSets is off)".into());
-        } else if fv == DrainVerdict::RefuseEmptyDir {
-            verdict = Verdict::Blocked;
+        } else if fv == PodVerdict::RefuseEmptyDir {
+            verdict = ImpactVerdict::Blocked;
             reasons.push("emptyDir data: the drain refuses it (deleteEmptyDirData is off)".into());
-        } else if fv == DrainVerdict::RefuseUnmanaged {
-            verdict = Verdict::Blocked;
+        } else if fv == PodVerdict::RefuseUnmanaged {
+            verdict = ImpactVerdict::Blocked;
             reasons.push("no controller: needs --force, and it will not come back".into());
-        } else if fv == DrainVerdict::Wait {
+        } else if fv == PodVerdict::Wait {
             reasons.push("already terminating: the drain waits for it".into());
         } else if filter::is_finished(p) {
-            verdict = Verdict::Stays;
+            verdict = ImpactVerdict::Stays;
             reasons.push("finished: removed without eviction".into());
         } else {
             if owner.is_none() {
-                verdict = verdict.max(Verdict::Disruptive);
+                verdict = verdict.max(ImpactVerdict::Disruptive);
                 reasons.push("no controller: deleted for good (--force)".into());
             }
             if let Some(d) = desired_replicas {
@@ -309,16 +309,16 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
                             "single replica: surged to 2 first (--surge-single-replicas)".into(),
                         );
                     } else {
-                        verdict = verdict.max(Verdict::Disruptive);
+                        verdict = verdict.max(ImpactVerdict::Disruptive);
                         reasons.push("single replica: unavailable until rescheduled".into());
                     }
                 } else if on_node as i32 >= d {
-                    verdict = verdict.max(Verdict::Disruptive);
+                    verdict = verdict.max(ImpactVerdict::Disruptive);
                     reasons.push(format!("all {d} replicas run on this node"));
                 }
             }
             if !data.is_empty() {
-                verdict = verdict.max(Verdict::Disruptive);
+                verdict = verdict.max(ImpactVerdict::Disruptive);
                 reasons.push(format!("local data stays behind: {}", data.join(", ")));
             }
         }
@@ -336,7 +336,7 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
             grace_period_seconds: grace,
             verdict,
             reasons,
-            evicted: fv == DrainVerdict::Evict && !filter::is_finished(p),
+            evicted: fv == PodVerdict::Evict && !filter::is_finished(p),
             labels,
         });
     }
@@ -350,14 +350,14 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
     let verdict = pods
         .iter()
         .map(|p| p.verdict)
-        .filter(|v| *v != Verdict::Stays)
+        .filter(|v| *v != ImpactVerdict::Stays)
         .max()
-        .unwrap_or(Verdict::Safe);
+        .unwrap_or(ImpactVerdict::Safe);
     let moving: Vec<&PodImpact> = pods
         .iter()
-        .filter(|p| p.verdict != Verdict::Stays)
+        .filter(|p| p.verdict != ImpactVerdict::Stays)
         .collect();
-    let longest_wait_seconds = if verdict == Verdict::Blocked {
+    let longest_wait_seconds = if verdict == ImpactVerdict::Blocked {
         None
     } else {
         Some(
@@ -368,7 +368,7 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
                 .unwrap_or(0),
         )
     };
-    let count = |v: Verdict| pods.iter().filter(|p| p.verdict == v).count();
+    let count = |v: ImpactVerdict| pods.iter().filter(|p| p.verdict == v).count();
     let wait = match longest_wait_seconds {
         Some(s) => format!("{s}s"),
         None if !other_block => format!(
@@ -380,10 +380,10 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
     let summary = format!(
         "{} pods: {} blocked, {} disruptive, {} safe, {} stay; longest expected wait {}",
         pods.len(),
-        count(Verdict::Blocked),
-        count(Verdict::Disruptive),
-        count(Verdict::Safe),
-        count(Verdict::Stays),
+        count(ImpactVerdict::Blocked),
+        count(ImpactVerdict::Disruptive),
+        count(ImpactVerdict::Safe),
+        count(ImpactVerdict::Stays),
         wait
     );
     ImpactReport {
@@ -404,7 +404,7 @@ pub fn impact(objs: &ClusterObjects, opts: Options) -> ImpactReport {
 /// whether any pod is blocked for another reason.
 fn pdb_allowance(objs: &ClusterObjects, pods: &mut [PodImpact]) -> (Vec<String>, bool) {
     let mut exceeded = Vec::new();
-    let mut other_block = pods.iter().any(|p| p.verdict == Verdict::Blocked);
+    let mut other_block = pods.iter().any(|p| p.verdict == ImpactVerdict::Blocked);
     let mut budgets: Vec<&PodDisruptionBudget> = objs.pdbs.iter().collect();
     budgets.sort_by_key(|b| ns_name(&b.metadata));
     for b in budgets {
@@ -435,7 +435,7 @@ fn pdb_allowance(objs: &ClusterObjects, pods: &mut [PodImpact]) -> (Vec<String>,
         other_block |= n == 0;
         for i in covered.into_iter().skip(n) {
             let p = &mut pods[i];
-            p.verdict = Verdict::Blocked;
+            p.verdict = ImpactVerdict::Blocked;
             p.reasons.push(format!(
                 "blocked by PDB {name} (allows {n} of the {m} here)"
             ));

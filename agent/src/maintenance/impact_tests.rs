@@ -93,24 +93,24 @@ fn find<'a>(r: &'a ImpactReport, name: &str) -> &'a PodImpact {
 #[test]
 fn verdicts_per_pod_and_overall() {
     let r = impact(&objects(), Options::default());
-    assert_eq!(r.verdict, Verdict::Blocked);
+    assert_eq!(r.verdict, ImpactVerdict::Blocked);
     assert_eq!(r.longest_wait_seconds, None);
     let web = find(&r, "web-abc-1");
     assert_eq!(web.owner, "Deployment/web");
-    assert_eq!(web.verdict, Verdict::Safe, "{web:?}");
+    assert_eq!(web.verdict, ImpactVerdict::Safe, "{web:?}");
     assert_eq!(web.pdbs, ["web-pdb (disruptionsAllowed 1)"]);
     let solo = find(&r, "solo-x-1");
-    assert_eq!(solo.verdict, Verdict::Disruptive);
+    assert_eq!(solo.verdict, ImpactVerdict::Disruptive);
     assert!(solo.reasons[0].contains("single replica"));
     let db = find(&r, "db-0");
-    assert_eq!(db.verdict, Verdict::Blocked);
+    assert_eq!(db.verdict, ImpactVerdict::Blocked);
     assert!(db.reasons.iter().any(|x| x.contains("db-pdb")), "{db:?}");
     assert_eq!(db.local_data, ["local PV pv-local-1 (claim data-db-0)"]);
     let debug = find(&r, "debug");
-    assert_eq!(debug.verdict, Verdict::Blocked);
+    assert_eq!(debug.verdict, ImpactVerdict::Blocked);
     assert!(debug.reasons[0].contains("--force"));
-    assert_eq!(find(&r, "fluentd-1").verdict, Verdict::Stays);
-    assert_eq!(find(&r, "kube-proxy-n1").verdict, Verdict::Stays);
+    assert_eq!(find(&r, "fluentd-1").verdict, ImpactVerdict::Stays);
+    assert_eq!(find(&r, "kube-proxy-n1").verdict, ImpactVerdict::Stays);
     assert!(
         r.summary
             .starts_with("6 pods: 2 blocked, 1 disruptive, 1 safe, 2 stay"),
@@ -118,7 +118,7 @@ fn verdicts_per_pod_and_overall() {
         r.summary
     );
     // Blocked first in the listing.
-    assert_eq!(r.pods[0].verdict, Verdict::Blocked);
+    assert_eq!(r.pods[0].verdict, ImpactVerdict::Blocked);
 }
 
 #[test]
@@ -136,10 +136,14 @@ fn force_and_surge_change_the_verdicts() {
             surge_single_replicas: true,
         },
     );
-    assert_eq!(find(&r, "debug").verdict, Verdict::Disruptive);
-    assert_eq!(find(&r, "solo-x-1").verdict, Verdict::Safe);
-    assert_eq!(find(&r, "db-0").verdict, Verdict::Disruptive, "local data");
-    assert_eq!(r.verdict, Verdict::Disruptive);
+    assert_eq!(find(&r, "debug").verdict, ImpactVerdict::Disruptive);
+    assert_eq!(find(&r, "solo-x-1").verdict, ImpactVerdict::Safe);
+    assert_eq!(
+        find(&r, "db-0").verdict,
+        ImpactVerdict::Disruptive,
+        "local data"
+    );
+    assert_eq!(r.verdict, ImpactVerdict::Disruptive);
     assert_eq!(r.longest_wait_seconds, Some(45));
 }
 
@@ -161,7 +165,7 @@ fn all_replicas_on_this_node_is_disruptive() {
     let r = impact(&o, Options::default());
     let web = find(&r, "web-abc-1");
     assert_eq!(web.replicas_on_node, 3);
-    assert_eq!(web.verdict, Verdict::Disruptive);
+    assert_eq!(web.verdict, ImpactVerdict::Disruptive);
     assert!(web.reasons.iter().any(|x| x.contains("all 3 replicas")));
 }
 

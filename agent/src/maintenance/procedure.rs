@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ImpactReport, Options, Verdict, fetch, impact};
+use super::{ImpactReport, ImpactVerdict, Options, fetch, impact};
 use crate::act::ActError;
 use crate::act::Report;
 use crate::act::drain::{Drainer, Filter};
@@ -394,7 +394,7 @@ pub async fn start(
         None => {
             // Pods that only wait for a PDB's allowance to come back do not
             // stop the start: the drain evicts them as replacements get Ready.
-            if report.verdict == Verdict::Blocked && report.blocked_for_good {
+            if report.verdict == ImpactVerdict::Blocked && report.blocked_for_good {
                 return Err(MaintError::Blocked(Box::new(report)));
             }
             let view = crate::act::node::node_view(&current);

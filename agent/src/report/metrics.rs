@@ -291,7 +291,7 @@ impl Metrics {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub enum BindError {
     #[error("metrics address {0} is not a loopback address")]
     NotLoopback(SocketAddr),
     #[error("binding the metrics listener on {addr}: {source}")]
@@ -302,13 +302,13 @@ pub enum ServeError {
 }
 
 /// Binds a loopback address (port 0: any free port).
-pub async fn bind_loopback(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+pub async fn bind_loopback(addr: SocketAddr) -> Result<TcpListener, BindError> {
     if !addr.ip().is_loopback() {
-        return Err(ServeError::NotLoopback(addr));
+        return Err(BindError::NotLoopback(addr));
     }
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })
+        .map_err(|source| BindError::Bind { addr, source })
 }
 
 fn respond(metrics: &Metrics, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
@@ -443,7 +443,7 @@ mod tests {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         assert!(matches!(
             bind_loopback(any).await,
-            Err(ServeError::NotLoopback(_))
+            Err(BindError::NotLoopback(_))
         ));
         let l = bind_loopback(SocketAddr::from(([127, 0, 0, 1], 0))).await;
         let Ok(l) = l else { panic!("bind: {l:?}") };

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::report::*;
 use super::wait::WaitEnd;
 use super::{BlockedState, DELETE_MARGIN, Drainer, MIN_RETRY_AFTER, Stop, Track};
-use super::{Verdict, verdict};
+use super::{PodVerdict, verdict};
 use crate::act::kube::KubeError;
 use crate::runbook::{Drain, DrainMode};
 
@@ -268,8 +268,8 @@ impl Drainer {
         for p in &pods {
             let key = PodRef::of(p);
             match verdict(p, spec) {
-                Verdict::Skip(_) => {}
-                Verdict::Wait => {
+                PodVerdict::Skip(_) => {}
+                PodVerdict::Wait => {
                     t.terminating(p, key, uid(p));
                 }
                 _ => {

@@ -42,7 +42,7 @@ impl Default for Filter {
 
 /// What a pass does with one pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum PodVerdict {
     Skip(SkipReason),
     /// Already terminating: wait for it.
     Wait,
@@ -83,29 +83,29 @@ pub fn has_empty_dir(p: &Pod) -> bool {
 }
 
 /// kubectl drain's filters, in its order.
-pub fn verdict(p: &Pod, spec: Filter) -> Verdict {
+pub fn verdict(p: &Pod, spec: Filter) -> PodVerdict {
     if is_mirror(p) {
-        return Verdict::Skip(SkipReason::Mirror);
+        return PodVerdict::Skip(SkipReason::Mirror);
     }
     if p.metadata.deletion_timestamp.is_some() {
-        return Verdict::Wait;
+        return PodVerdict::Wait;
     }
     let kind = controller_kind(p);
     if kind == Some("DaemonSet") {
         return if spec.ignore_daemon_sets {
-            Verdict::Skip(SkipReason::DaemonSet)
+            PodVerdict::Skip(SkipReason::DaemonSet)
         } else {
-            Verdict::RefuseDaemonSet
+            PodVerdict::RefuseDaemonSet
         };
     }
     if is_finished(p) {
-        return Verdict::Evict;
+        return PodVerdict::Evict;
     }
     if has_empty_dir(p) && !spec.delete_empty_dir_data {
-        return Verdict::RefuseEmptyDir;
+        return PodVerdict::RefuseEmptyDir;
     }
     if kind.is_none() && !spec.force {
-        return Verdict::RefuseUnmanaged;
+        return PodVerdict::RefuseUnmanaged;
     }
-    Verdict::Evict
+    PodVerdict::Evict
 }

@@ -58,7 +58,7 @@ mod request;
 mod skip;
 mod wait;
 pub use evict::pdb_from_status;
-pub use filter::{Filter, Verdict};
+pub use filter::{Filter, PodVerdict};
 use report::uid;
 pub use report::{Blocked, DrainError, DrainReport, PodRef, Refusals, SkipReason, SkippedPod};
 pub use skip::SkipWait;
@@ -75,7 +75,7 @@ const DELETE_MARGIN: Duration = Duration::from_secs(10);
 // ----- filters ------------------------------------------------------------
 
 /// kubectl drain's filters, in its order, fed `spec`'s settings (`drain/filter.rs`).
-pub fn verdict(p: &Pod, spec: &Drain) -> Verdict {
+pub fn verdict(p: &Pod, spec: &Drain) -> PodVerdict {
     filter::verdict(p, Filter::of(spec))
 }
 
@@ -344,24 +344,24 @@ impl Drainer {
             let key = PodRef::of(p);
             let id = uid(p);
             match verdict(p, spec) {
-                Verdict::Skip(r) => {
+                PodVerdict::Skip(r) => {
                     t.skipped.insert(key, r);
                 }
-                Verdict::Wait => {
+                PodVerdict::Wait => {
                     if !t.evicted.contains(&key) && !t.deleted.contains(&key) {
                         t.waited.insert(key.clone());
                     }
                     t.terminating(p, key, id);
                 }
-                Verdict::Evict => match t.blocked.get(&key) {
+                PodVerdict::Evict => match t.blocked.get(&key) {
                     Some(b) if b.uid == id && b.retry_at > now => {
                         seen_blocked.insert(key);
                     }
                     _ => evict.push((key, id)),
                 },
-                Verdict::RefuseUnmanaged => refusals.unmanaged.push(key),
-                Verdict::RefuseDaemonSet => refusals.daemon_set.push(key),
-                Verdict::RefuseEmptyDir => refusals.empty_dir.push(key),
+                PodVerdict::RefuseUnmanaged => refusals.unmanaged.push(key),
+                PodVerdict::RefuseDaemonSet => refusals.daemon_set.push(key),
+                PodVerdict::RefuseEmptyDir => refusals.empty_dir.push(key),
             }
         }
         t.blocked.retain(|k, _| seen_blocked.contains(k));

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::report::*;
 use super::wait::WaitEnd;
 use super::{DRAIN_REQUEST_TAINT, Drainer, Stop, Track};
-use super::{Verdict, verdict};
+use super::{PodVerdict, verdict};
 use crate::act::kube::KubeError;
 use crate::runbook::Drain;
 
@@ -28,7 +28,7 @@ impl Drainer {
             for p in &pods {
                 let key = PodRef::of(p);
                 match verdict(p, spec) {
-                    Verdict::Skip(r) => {
+                    PodVerdict::Skip(r) => {
                         t.skipped.insert(key, r);
                     }
                     _ => {

@@ -45,11 +45,11 @@ fn pod(owner: Option<&str>) -> Pod {
 #[test]
 fn filters_follow_kubectl() {
     let s = spec();
-    assert_eq!(verdict(&pod(Some("ReplicaSet")), &s), Verdict::Evict);
-    assert_eq!(verdict(&pod(None), &s), Verdict::RefuseUnmanaged);
+    assert_eq!(verdict(&pod(Some("ReplicaSet")), &s), PodVerdict::Evict);
+    assert_eq!(verdict(&pod(None), &s), PodVerdict::RefuseUnmanaged);
     assert_eq!(
         verdict(&pod(Some("DaemonSet")), &s),
-        Verdict::Skip(SkipReason::DaemonSet)
+        PodVerdict::Skip(SkipReason::DaemonSet)
     );
     let strict = Drain {
         ignore_daemon_sets: false,
@@ -57,7 +57,7 @@ fn filters_follow_kubectl() {
     };
     assert_eq!(
         verdict(&pod(Some("DaemonSet")), &strict),
-        Verdict::RefuseDaemonSet
+        PodVerdict::RefuseDaemonSet
     );
     let mut finished = pod(None);
     finished.status = Some(PodStatus {
@@ -66,7 +66,7 @@ fn filters_follow_kubectl() {
     });
     assert_eq!(
         verdict(&finished, &s),
-        Verdict::Evict,
+        PodVerdict::Evict,
         "finished pods are always removable"
     );
     let mut ed = pod(Some("ReplicaSet"));
@@ -78,19 +78,19 @@ fn filters_follow_kubectl() {
         }]),
         ..Default::default()
     });
-    assert_eq!(verdict(&ed, &s), Verdict::RefuseEmptyDir);
+    assert_eq!(verdict(&ed, &s), PodVerdict::RefuseEmptyDir);
     let ok = Drain {
         delete_empty_dir_data: true,
         ..spec()
     };
-    assert_eq!(verdict(&ed, &ok), Verdict::Evict);
+    assert_eq!(verdict(&ed, &ok), PodVerdict::Evict);
     let mut mirror = pod(Some("Node"));
     mirror.metadata.annotations =
         Some([("kubernetes.io/config.mirror".to_string(), "x".to_string())].into());
-    assert_eq!(verdict(&mirror, &s), Verdict::Skip(SkipReason::Mirror));
+    assert_eq!(verdict(&mirror, &s), PodVerdict::Skip(SkipReason::Mirror));
     let mut term = pod(None);
     term.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
-    assert_eq!(verdict(&term, &s), Verdict::Wait);
+    assert_eq!(verdict(&term, &s), PodVerdict::Wait);
 }
 
 /// Same name, new UID on the node while the old pod is awaited: the old

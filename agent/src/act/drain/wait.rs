@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::report::*;
 use super::{Drainer, Stop, Track, WATCH_SERVER_TIMEOUT};
-use super::{Verdict, verdict};
+use super::{PodVerdict, verdict};
 use crate::runbook::{Drain, DrainMode};
 
 /// Why a wait ended.
@@ -179,8 +179,8 @@ impl Drainer {
         }
         let verdict = verdict(p, spec);
         match verdict {
-            Verdict::Skip(_) => false,
-            Verdict::Wait => {
+            PodVerdict::Skip(_) => false,
+            PodVerdict::Wait => {
                 if spec.mode == DrainMode::Evict {
                     t.blocked.remove(&key);
                     t.pending.remove(&key);
