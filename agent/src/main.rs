@@ -3,7 +3,6 @@
 //! 2 usage or input error.
 
 mod cli;
-mod cli_maintenance;
 mod logging;
 
 use std::process::ExitCode;

@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("executor", &["execute"]),
     ("dry-run, maintenance", &["dryrun", "maintenance"]),
     ("daemon", &["daemon"]),
-    ("binary", &["main", "cli", "cli_maintenance", "logging"]),
+    ("binary", &["main", "cli", "logging"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

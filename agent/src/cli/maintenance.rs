@@ -9,7 +9,7 @@ use nodewarden::maintenance::procedure::{self, Ctx, MaintError, StartOptions, St
 use nodewarden::maintenance::{ImpactReport, ImpactVerdict};
 use nodewarden::model::{Dur, Timestamp};
 
-use crate::cli::{ApiArgs, Args, Output, config, maintenance_path};
+use super::{ApiArgs, Args, Output, config, maintenance_path};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum MaintenanceCmd {
