@@ -19,10 +19,9 @@
 //! lifetime (no process renews it while a person works and the node reboots);
 //! `end` releases it, and a forgotten one expires on its own.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{ImpactReport, ImpactVerdict, Options, fetch, impact};
 use crate::act::ActError;
@@ -34,67 +33,15 @@ use crate::act::node::{
 };
 use crate::act::slots::{SlotConfig, SlotError, Slots};
 use crate::health::{Observation, Verdict as ProbeVerdict};
-use crate::ledger::MaintenanceRecord;
 use crate::model::{Dur, Timestamp};
 use crate::report::events::EventSink;
 use crate::runbook::{Action, Drain, DrainMode, Runbook};
 
-/// Next to the ledger (`/var/lib/nodewarden/ledger.json`).
-pub const DEFAULT_STATE_PATH: &str = "/var/lib/nodewarden/maintenance.json";
-const SCHEMA: u32 = 1;
-const MAX_STATE_BYTES: u64 = 64 * 1024;
-
-/// The maintenance in force on this node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InForce {
-    pub schema: u32,
-    pub node: String,
-    pub since: Timestamp,
-    pub by: String,
-    pub reason: String,
-    /// The disruption slot Lease held for the maintenance.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slot: Option<String>,
-    /// When the slot expires if `end` never comes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slot_expires: Option<Timestamp>,
-    /// nodewarden placed the cordon; `end` lifts only such a cordon.
-    pub cordoned_by_us: bool,
-    /// The node was cordoned by someone else before `start`: `end` leaves it.
-    pub was_cordoned: bool,
-    /// The drain finished (every pod that had to leave has left).
-    pub drained: bool,
-    /// The last drain's one-line report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drain: Option<String>,
-    /// Single-replica Deployments scaled up before the drain (`--surge-single-replicas`),
-    /// scaled back at `end`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub surged: Vec<Surged>,
-}
-
-/// A Deployment nodewarden scaled up for the maintenance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Surged {
-    pub namespace: String,
-    pub name: String,
-    /// Its replicas before; restored at `end` if it still has ours.
-    pub original: i32,
-    pub surged_to: i32,
-}
-
-impl InForce {
-    /// What the daemon's ledger and planner see.
-    pub fn record(&self) -> MaintenanceRecord {
-        MaintenanceRecord {
-            since: self.since,
-            by: self.by.clone(),
-            reason: self.reason.clone(),
-        }
-    }
-}
+mod state;
+mod surge;
+use state::SCHEMA;
+pub use state::{DEFAULT_STATE_PATH, InForce, StateFile, Surged, daemon_view};
+use surge::{restore_surges, surge};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaintError {
@@ -158,84 +105,6 @@ impl From<NodeError> for MaintError {
             NodeError::Kube(k) => k.into(),
             e => MaintError::Api(e.to_string()),
         }
-    }
-}
-
-/// The state file, written atomically (temp file, fsync, rename, fsync dir).
-#[derive(Debug, Clone)]
-pub struct StateFile {
-    path: PathBuf,
-}
-
-impl StateFile {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        StateFile { path: path.into() }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn err(&self, reason: impl Into<String>) -> MaintError {
-        MaintError::State {
-            path: self.path.display().to_string(),
-            reason: reason.into(),
-        }
-    }
-
-    /// `Ok(None)`: no maintenance in force.
-    pub fn load(&self) -> Result<Option<InForce>, MaintError> {
-        use crate::safe_fs::{self, Follow, ReadError};
-        // A regular file only (a FIFO must not hang the daemon's tick), bounded.
-        let bytes = match safe_fs::read_file(&self.path, MAX_STATE_BYTES, Follow::NoSymlinks) {
-            Ok(b) => b,
-            Err(ReadError::NotFound) => return Ok(None),
-            Err(e) => return Err(self.err(format!("it {e}"))),
-        };
-        let s: InForce = serde_json::from_slice(&bytes).map_err(|e| self.err(e.to_string()))?;
-        if s.schema != SCHEMA {
-            return Err(self.err(format!("schema {} is not supported", s.schema)));
-        }
-        Ok(Some(s))
-    }
-
-    pub fn save(&self, s: &InForce) -> Result<(), MaintError> {
-        let werr = |source| MaintError::StateWrite {
-            path: self.path.display().to_string(),
-            source,
-        };
-        let dir = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(werr)?;
-        let json = serde_json::to_vec_pretty(s).map_err(|e| werr(std::io::Error::other(e)))?;
-        crate::safe_fs::write_atomic(&self.path, &json).map_err(|e| werr(e.source))
-    }
-
-    pub fn remove(&self) -> Result<(), MaintError> {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(MaintError::StateWrite {
-                path: self.path.display().to_string(),
-                source,
-            }),
-        }
-    }
-}
-
-/// What the daemon sees each tick: the record, or a pause with the reason
-/// when the file cannot be read (a person may be working on the node).
-pub fn daemon_view(file: &StateFile) -> Option<MaintenanceRecord> {
-    match file.load() {
-        Ok(s) => s.map(|s| s.record()),
-        Err(e) => Some(MaintenanceRecord {
-            since: Timestamp::UNIX_EPOCH,
-            by: "unknown".into(),
-            reason: format!("{e}; remove or repair it to resume automatic remediation"),
-        }),
     }
 }
 
@@ -512,151 +381,6 @@ pub async fn start(
             Err(MaintError::DrainFailed(msg))
         }
     }
-}
-
-/// The single-replica Deployments the impact report found on the node.
-fn surge_targets(report: &ImpactReport) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for p in &report.pods {
-        if p.desired_replicas == Some(1)
-            && let Some(name) = p.owner.strip_prefix("Deployment/")
-        {
-            let t = (p.namespace.clone(), name.to_string());
-            if !out.contains(&t) {
-                out.push(t);
-            }
-        }
-    }
-    out
-}
-
-fn deployments(ctx: &Ctx, ns: &str) -> kube::Api<k8s_openapi::api::apps::v1::Deployment> {
-    kube::Api::namespaced(ctx.kube.client().clone(), ns)
-}
-
-async fn get_deployment(
-    ctx: &Ctx,
-    ns: &str,
-    name: &str,
-) -> Result<k8s_openapi::api::apps::v1::Deployment, KubeError> {
-    ctx.kube
-        .call(
-            format!("get deployment {ns}/{name}"),
-            deployments(ctx, ns).get(name),
-        )
-        .await
-}
-
-async fn scale(ctx: &Ctx, ns: &str, name: &str, replicas: i32) -> Result<(), String> {
-    use kube::api::{Patch, PatchParams};
-    let body = serde_json::json!({"spec": {"replicas": replicas}});
-    ctx.kube
-        .call(
-            format!("scale deployment {ns}/{name} to {replicas}"),
-            deployments(ctx, ns).patch_scale(name, &PatchParams::default(), &Patch::Merge(&body)),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// Scale each single-replica Deployment to 2 (recorded before the patch) and
-/// wait until it has 2 ready replicas, all before `deadline`.
-async fn surge(
-    ctx: &Ctx,
-    report: &ImpactReport,
-    state: &mut InForce,
-    deadline: tokio::time::Instant,
-    notes: &mut Vec<String>,
-) -> Result<(), String> {
-    for (ns, name) in surge_targets(report) {
-        if state
-            .surged
-            .iter()
-            .any(|s| s.namespace == ns && s.name == name)
-        {
-            continue;
-        }
-        let d = get_deployment(ctx, &ns, &name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        if replicas != 1 {
-            notes.push(format!(
-                "{ns}/{name} has {replicas} replicas now: not surged"
-            ));
-            continue;
-        }
-        state.surged.push(Surged {
-            namespace: ns.clone(),
-            name: name.clone(),
-            original: 1,
-            surged_to: 2,
-        });
-        ctx.state.save(state).map_err(|e| e.to_string())?;
-        scale(ctx, &ns, &name, 2).await?;
-        notes.push(format!("surged {ns}/{name} to 2 replicas"));
-    }
-    for s in &state.surged {
-        loop {
-            let d = get_deployment(ctx, &s.namespace, &s.name)
-                .await
-                .map_err(|e| e.to_string())?;
-            let ready = d
-                .status
-                .as_ref()
-                .and_then(|st| st.ready_replicas)
-                .unwrap_or(0);
-            if ready >= s.surged_to {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "the surged replica of {}/{} was not Ready in time ({ready} of {} ready)",
-                    s.namespace, s.name, s.surged_to
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-    Ok(())
-}
-
-/// Scale surged Deployments back; a Deployment someone rescaled meanwhile is left alone.
-async fn restore_surges(
-    ctx: &Ctx,
-    state: &InForce,
-    notes: &mut Vec<String>,
-) -> Result<(), MaintError> {
-    for s in &state.surged {
-        let d = match get_deployment(ctx, &s.namespace, &s.name).await {
-            Ok(d) => d,
-            Err(e) if e.is_not_found() => {
-                notes.push(format!(
-                    "{}/{} is gone: nothing to scale back",
-                    s.namespace, s.name
-                ));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let now = d.spec.as_ref().and_then(|x| x.replicas).unwrap_or(1);
-        if now != s.surged_to {
-            notes.push(format!(
-                "{}/{} has {now} replicas (changed by someone): left as is",
-                s.namespace, s.name
-            ));
-            continue;
-        }
-        scale(ctx, &s.namespace, &s.name, s.original)
-            .await
-            .map_err(MaintError::Api)?;
-        notes.push(format!(
-            "scaled {}/{} back to {}",
-            s.namespace, s.name, s.original
-        ));
-    }
-    Ok(())
 }
 
 /// Why the node is not healthy, from one round of probe observations; `None` when healthy.
