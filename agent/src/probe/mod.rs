@@ -18,12 +18,16 @@
 //! sources are dyn-compatible: the set holds `Arc<dyn Probe>` and tests swap in fakes.
 
 pub mod clock;
+pub mod disk;
 pub mod hostfs;
 pub mod io;
 pub mod kubelet;
+pub mod kubelet_invocation;
 pub mod layout;
 pub mod pleg;
 pub mod runtime;
+pub mod swap;
+pub mod sysctl;
 pub mod systemd;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
