@@ -192,12 +192,12 @@ pub fn judge_one(path: &str, fs: &str, u: Usage, t: &Thresholds, margin: u32) ->
 async fn statvfs(path: PathBuf, deadline: Duration) -> Result<Option<Usage>, String> {
     let call = tokio::task::spawn_blocking(move || match nix::sys::statvfs::statvfs(&path) {
         Ok(s) => {
-            let frsize = s.fragment_size() as u64;
+            let frsize = s.fragment_size();
             Ok(Some(Usage {
-                total_bytes: (s.blocks() as u64).saturating_mul(frsize),
-                avail_bytes: (s.blocks_available() as u64).saturating_mul(frsize),
-                total_inodes: s.files() as u64,
-                free_inodes: s.files_free() as u64,
+                total_bytes: s.blocks().saturating_mul(frsize),
+                avail_bytes: s.blocks_available().saturating_mul(frsize),
+                total_inodes: s.files(),
+                free_inodes: s.files_free(),
             }))
         }
         Err(nix::errno::Errno::ENOENT) => Ok(None),

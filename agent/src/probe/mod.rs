@@ -319,7 +319,7 @@ impl ProbeSet {
             (
                 Arc::new(runtime::RuntimeCheck::new(
                     settings.runtime.clone(),
-                    detector,
+                    detector.clone(),
                     env.proc_root.clone(),
                     env.kmsg.clone(),
                 )),
@@ -349,12 +349,36 @@ impl ProbeSet {
                 }),
                 settings.systemd.timing,
             ),
-            // #16's problems (SwapOn, KernelPrerequisitesMissing,
-            // CgroupDriverMismatch, DiskNearlyFull, KubeletCertificateInvalid,
-            // ApiServerUnreachable) have no probe here until each is built: the
-            // runbook keeps them disabled (`runbook::NO_PROBE_YET`), so nothing
-            // reports a result for them. A probe plugs in as one more entry,
-            // with `settings.<its field>.timing`.
+            // #16's host side: the kubelet's invocation through the same detector.
+            (
+                Arc::new(swap::SwapCheck {
+                    swaps: env.proc_root.join("swaps"),
+                    kubelet: detector.clone(),
+                }),
+                settings.swap.timing,
+            ),
+            (
+                Arc::new(sysctl::SysctlCheck {
+                    sysctls: settings.kernel.sysctls.clone(),
+                    proc_root: env.proc_root.clone(),
+                }),
+                settings.kernel.timing,
+            ),
+            (
+                Arc::new(disk::DiskCheck {
+                    settings: settings.disk.clone(),
+                    host_path: {
+                        let e = env.clone();
+                        Arc::new(move |p: &str| e.host_path(p))
+                    },
+                    kubelet: detector.clone(),
+                }),
+                settings.disk.timing,
+            ),
+            // CgroupDriverMismatch, KubeletCertificateInvalid and ApiServerUnreachable have
+            // no probe here until each is built: the runbook keeps them disabled
+            // (`runbook::NO_PROBE_YET`), so nothing reports a result for them. A probe
+            // plugs in as one more entry, with `settings.<its field>.timing`.
         ];
         ProbeSet {
             probes: all.into_iter().filter(|(_, t)| t.enabled).collect(),
