@@ -17,6 +17,7 @@
 //! Trait methods return boxed futures (like [`crate::host::systemd::Systemd`]) so probes and
 //! sources are dyn-compatible: the set holds `Arc<dyn Probe>` and tests swap in fakes.
 
+pub mod cgroup_driver;
 pub mod clock;
 pub mod disk;
 pub mod hostfs;
@@ -375,8 +376,17 @@ impl ProbeSet {
                 }),
                 settings.disk.timing,
             ),
-            // CgroupDriverMismatch, KubeletCertificateInvalid and ApiServerUnreachable have
-            // no probe here until each is built: the runbook keeps them disabled
+            (
+                Arc::new(cgroup_driver::CgroupCheck {
+                    kubelet: detector.clone(),
+                    docker_socket: env.host_path(&settings.runtime.docker_socket),
+                    containerd_config: env.host_path(&settings.cgroup.containerd_config),
+                    crio_config: env.host_path(&settings.cgroup.crio_config),
+                    timeout: settings.cgroup.timing.timeout,
+                }),
+                settings.cgroup.timing,
+            ),
+            // KubeletCertificateInvalid and ApiServerUnreachable have no probe here until each is built: the runbook keeps them disabled
             // (`runbook::NO_PROBE_YET`), so nothing reports a result for them. A probe
             // plugs in as one more entry, with `settings.<its field>.timing`.
         ];
