@@ -350,7 +350,8 @@ impl ProbeSet {
                 }),
                 settings.systemd.timing,
             ),
-            // #16's host side: the kubelet's invocation through the same detector.
+            // #16's host side, in Problem::ALL's order; the kubelet's invocation through
+            // the same detector.
             (
                 Arc::new(swap::SwapCheck {
                     swaps: env.proc_root.join("swaps"),
@@ -366,6 +367,16 @@ impl ProbeSet {
                 settings.kernel.timing,
             ),
             (
+                Arc::new(cgroup_driver::CgroupCheck {
+                    kubelet: detector.clone(),
+                    docker_socket: env.host_path(&settings.runtime.docker_socket),
+                    containerd_config: env.host_path(&settings.cgroup.containerd_config),
+                    crio_config: env.host_path(&settings.cgroup.crio_config),
+                    timeout: settings.cgroup.timing.timeout,
+                }),
+                settings.cgroup.timing,
+            ),
+            (
                 Arc::new(disk::DiskCheck {
                     settings: settings.disk.clone(),
                     host_path: {
@@ -375,16 +386,6 @@ impl ProbeSet {
                     kubelet: detector.clone(),
                 }),
                 settings.disk.timing,
-            ),
-            (
-                Arc::new(cgroup_driver::CgroupCheck {
-                    kubelet: detector.clone(),
-                    docker_socket: env.host_path(&settings.runtime.docker_socket),
-                    containerd_config: env.host_path(&settings.cgroup.containerd_config),
-                    crio_config: env.host_path(&settings.cgroup.crio_config),
-                    timeout: settings.cgroup.timing.timeout,
-                }),
-                settings.cgroup.timing,
             ),
             // KubeletCertificateInvalid and ApiServerUnreachable have no probe here until each is built: the runbook keeps them disabled
             // (`runbook::NO_PROBE_YET`), so nothing reports a result for them. A probe
