@@ -110,7 +110,7 @@ fn healthy_dry_run_exits_zero() {
     let rb = dir.path().join("probes-off.yaml");
     std::fs::write(
         &rb,
-        "apiVersion: nodewarden.io/v1alpha1\nkind: Runbook\nmetadata: {name: probes-off}\nspec:\n  probes:\n    KubeletUnhealthy: {enabled: false}\n    PLEGUnhealthy: {enabled: false}\n    ContainerRuntimeUnresponsive: {enabled: false}\n    ClockSkewed: {enabled: false}\n    SystemdOutdated: {enabled: false}\n  steps:\n    - name: note\n      when: [SystemdOutdated]\n      action: {report: {}}\n",
+        "apiVersion: nodewarden.io/v1alpha1\nkind: Runbook\nmetadata: {name: probes-off}\nspec:\n  probes:\n    KubeletUnhealthy: {enabled: false}\n    PLEGUnhealthy: {enabled: false}\n    ContainerRuntimeUnresponsive: {enabled: false}\n    ClockSkewed: {enabled: false}\n    SystemdOutdated: {enabled: false}\n    SwapOn: {enabled: false}\n    KernelPrerequisitesMissing: {enabled: false}\n    CgroupDriverMismatch: {enabled: false}\n    DiskNearlyFull: {enabled: false}\n  steps:\n    - name: note\n      when: [SystemdOutdated]\n      action: {report: {}}\n",
     )
     .unwrap();
     let o = nw(

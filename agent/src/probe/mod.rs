@@ -17,13 +17,18 @@
 //! Trait methods return boxed futures (like [`crate::host::systemd::Systemd`]) so probes and
 //! sources are dyn-compatible: the set holds `Arc<dyn Probe>` and tests swap in fakes.
 
+pub mod cgroup_driver;
 pub mod clock;
+pub mod disk;
 pub mod hostfs;
 pub mod io;
 pub mod kubelet;
+pub mod kubelet_invocation;
 pub mod layout;
 pub mod pleg;
 pub mod runtime;
+pub mod swap;
+pub mod sysctl;
 pub mod systemd;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -315,7 +320,7 @@ impl ProbeSet {
             (
                 Arc::new(runtime::RuntimeCheck::new(
                     settings.runtime.clone(),
-                    detector,
+                    detector.clone(),
                     env.proc_root.clone(),
                     env.kmsg.clone(),
                 )),
@@ -345,12 +350,46 @@ impl ProbeSet {
                 }),
                 settings.systemd.timing,
             ),
-            // #16's problems (SwapOn, KernelPrerequisitesMissing,
-            // CgroupDriverMismatch, DiskNearlyFull, KubeletCertificateInvalid,
-            // ApiServerUnreachable) have no probe here until each is built: the
-            // runbook keeps them disabled (`runbook::NO_PROBE_YET`), so nothing
-            // reports a result for them. A probe plugs in as one more entry,
-            // with `settings.<its field>.timing`.
+            // #16's host side, in Problem::ALL's order; the kubelet's invocation through
+            // the same detector.
+            (
+                Arc::new(swap::SwapCheck {
+                    swaps: env.proc_root.join("swaps"),
+                    kubelet: detector.clone(),
+                }),
+                settings.swap.timing,
+            ),
+            (
+                Arc::new(sysctl::SysctlCheck {
+                    sysctls: settings.kernel.sysctls.clone(),
+                    proc_root: env.proc_root.clone(),
+                }),
+                settings.kernel.timing,
+            ),
+            (
+                Arc::new(cgroup_driver::CgroupCheck {
+                    kubelet: detector.clone(),
+                    docker_socket: env.host_path(&settings.runtime.docker_socket),
+                    containerd_config: env.host_path(&settings.cgroup.containerd_config),
+                    crio_config: env.host_path(&settings.cgroup.crio_config),
+                    timeout: settings.cgroup.timing.timeout,
+                }),
+                settings.cgroup.timing,
+            ),
+            (
+                Arc::new(disk::DiskCheck {
+                    settings: settings.disk.clone(),
+                    host_path: {
+                        let e = env.clone();
+                        Arc::new(move |p: &str| e.host_path(p))
+                    },
+                    kubelet: detector.clone(),
+                }),
+                settings.disk.timing,
+            ),
+            // KubeletCertificateInvalid and ApiServerUnreachable have no probe here until each is built: the runbook keeps them disabled
+            // (`runbook::NO_PROBE_YET`), so nothing reports a result for them. A probe
+            // plugs in as one more entry, with `settings.<its field>.timing`.
         ];
         ProbeSet {
             probes: all.into_iter().filter(|(_, t)| t.enabled).collect(),

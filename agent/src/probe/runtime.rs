@@ -95,11 +95,6 @@ pub struct Detector {
     pub host_root: Option<PathBuf>,
 }
 
-/// Read a small file under a deadline (kubelet config files; a hung mount must not hang us).
-async fn read_text(path: PathBuf) -> Option<String> {
-    blocking(move || std::fs::read_to_string(path)).await.ok()
-}
-
 impl Detector {
     pub async fn detect(&self) -> Detection {
         let fixed = |kind: Runtime, socket: &PathBuf, how: &str| Detection {
@@ -121,64 +116,22 @@ impl Detector {
             }
             RuntimeKind::Auto => {}
         }
+        let inv = self.invocation().await;
         let mut kubelet: Vec<Said> = Vec::new();
-        // 1. the running kubelet's command line
-        let pid = match tokio::time::timeout(
-            Duration::from_secs(2),
-            self.systemd.unit_status(&self.kubelet_unit),
-        )
-        .await
-        {
-            Ok(Ok(st)) => st.main_pid,
-            _ => None,
-        };
-        let pid = match pid {
-            Some(p) => Some(p),
-            None => {
-                let root = self.proc_root.clone();
-                blocking(move || Ok(find_pid_by_comm(&root, "kubelet")))
-                    .await
-                    .ok()
-                    .flatten()
-            }
-        };
-        let mut config = self.kubelet_config.clone();
-        match pid {
-            // reading a process's cmdline takes its mmap lock: a stuck kubelet can hang the
-            // reader, so it happens on a blocking thread under a deadline
-            Some(pid) => {
-                let root = self.proc_root.clone();
-                let source = format!("kubelet (pid {pid}) command line");
-                match blocking(move || kubelet_cmdline(&root, pid)).await {
-                    Ok(args) => {
-                        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-                        if let Some(c) = layout::flag(&a, "--config") {
-                            config = hostfs::open_path(self.host_root.as_deref(), Path::new(c));
-                        }
-                        kubelet.push(layout::from_args(&source, &a));
-                    }
-                    Err(e) => kubelet.push(Said::nothing(source, format!("unreadable: {e}"))),
-                }
-            }
-            None => kubelet.push(Said::nothing("kubelet process", "not running")),
-        }
-        // 2. the EnvironmentFiles of the kubelet unit, 3. the KubeletConfiguration
-        for f in std::iter::once(&self.kubeadm_flags).chain(self.kubelet_env_files.iter()) {
-            let source = f.display().to_string();
-            let here = hostfs::follow_under(self.host_root.as_deref(), f);
-            kubelet.push(match read_text(here).await {
-                Some(text) => {
-                    let args = layout::env_file_args(&text);
+        // 1. the running kubelet's command line, 2. the EnvironmentFiles of the kubelet unit
+        for (source, args) in &inv.args {
+            kubelet.push(match args {
+                Ok(args) => {
                     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-                    layout::from_args(&source, &a)
+                    layout::from_args(source, &a)
                 }
-                None => Said::nothing(source, "absent"),
+                Err(why) => Said::nothing(source.clone(), why.clone()),
             });
         }
-        let source = config.display().to_string();
-        let here = hostfs::follow_under(self.host_root.as_deref(), &config);
-        kubelet.push(match read_text(here).await {
-            Some(text) => layout::from_kubelet_config(&source, &text),
+        // 3. the KubeletConfiguration
+        let source = inv.config_path.display().to_string();
+        kubelet.push(match &inv.config {
+            Some(text) => layout::from_kubelet_config(&source, text),
             None => Said::nothing(source, "absent"),
         });
         // 4. the Node's nodeInfo, as the kubelet reported it
@@ -234,16 +187,9 @@ impl Detector {
     }
 }
 
-/// The kubelet's arguments from `/proc/PID/cmdline` (procfs, under `root`).
-fn kubelet_cmdline(root: &Path, pid: u32) -> std::io::Result<Vec<String>> {
-    let p = procfs::process::Process::new_with_root(root.join(pid.to_string()))
-        .map_err(std::io::Error::other)?;
-    p.cmdline().map_err(std::io::Error::other)
-}
-
 /// Run blocking file reads on a blocking thread, giving up after 2 s (the thread may stay
 /// stuck on a hung process; the probe does not).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
     match tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(f)).await {

@@ -105,10 +105,6 @@ pub(super) fn probes(cx: &mut Ctx, docs: &ProbesDoc) -> Probes {
 /// (`Probes::timing`), so no NodeCondition, `check` line or finding ever
 /// shows a result nobody measured. A runbook that enables one is told so.
 pub const NO_PROBE_YET: &[Problem] = &[
-    Problem::SwapOn,
-    Problem::KernelPrerequisitesMissing,
-    Problem::CgroupDriverMismatch,
-    Problem::DiskNearlyFull,
     Problem::KubeletCertificateInvalid,
     Problem::ApiServerUnreachable,
 ];
