@@ -18,7 +18,21 @@
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::clock::{Validity, asn1_time, tlv};
+use super::{ApiFuture, NotConfigured};
 use crate::model::{Dur, Timestamp};
+
+/// This node's CSRs (asked by or for `system:node:<node>`: [`CsrView::is_for_node`]),
+/// from the API (`act/csr.rs`).
+pub trait CsrSource: Send + Sync {
+    fn this_node(&self) -> ApiFuture<'_, Vec<CsrView>>;
+}
+
+impl CsrSource for NotConfigured {
+    fn this_node(&self) -> ApiFuture<'_, Vec<CsrView>> {
+        let r = self.0.clone();
+        Box::pin(async move { Err(r) })
+    }
+}
 
 /// The kubelet's client certificates (`kube-apiserver-client-kubelet`).
 pub const SIGNER_CLIENT: &str = "kubernetes.io/kube-apiserver-client-kubelet";

@@ -25,26 +25,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::certs::{
-    self, CertInfo, CertJudgement, CsrView, Level, PendingCsr, Policy, Role, TimeRef,
+    self, CertInfo, CertJudgement, CsrSource, CsrView, Level, PendingCsr, Policy, Role, TimeRef,
 };
 use super::io;
-use super::{ApiFuture, LeaseSource, NotConfigured, Probe, ProbeFuture, ServerClock};
+use super::{LeaseSource, Probe, ProbeFuture, ServerClock};
 use super::{budget, elapsed_since, host_file};
 use crate::health::{Observation, Verdict};
 use crate::model::{Dur, Problem, Timestamp};
 use crate::safe_fs::{self, Follow, ReadError};
-
-/// This node's CSRs (requested by or for `system:node:<node>`), from the API.
-pub trait CsrSource: Send + Sync {
-    fn this_node(&self) -> ApiFuture<'_, Vec<CsrView>>;
-}
-
-impl CsrSource for NotConfigured {
-    fn this_node(&self) -> ApiFuture<'_, Vec<CsrView>> {
-        let r = self.0.clone();
-        Box::pin(async move { Err(r) })
-    }
-}
 
 /// The largest certificate file read (a PEM chain with a key is a few KiB).
 const MAX_CERT_FILE: u64 = 1 << 20;
