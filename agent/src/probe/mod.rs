@@ -17,6 +17,7 @@
 //! Trait methods return boxed futures (like [`crate::host::systemd::Systemd`]) so probes and
 //! sources are dyn-compatible: the set holds `Arc<dyn Probe>` and tests swap in fakes.
 
+pub mod apireach;
 pub mod certs;
 pub mod clock;
 pub mod hostfs;
