@@ -1071,3 +1071,42 @@ fn host_root_resolves_directory_symlinks_inside_the_root() {
         r.join("etc/os-release")
     );
 }
+
+#[test]
+fn the_kubelets_absolute_cert_symlink_resolves_inside_the_host_root() {
+    use nodewarden::probe::ProbeEnv;
+    use nodewarden::probe::hostfs::follow_under as host_file;
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let pki = r.join("var/lib/kubelet/pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    std::fs::copy(
+        "tests/probe_fixtures/kubelet-client-current.pem",
+        pki.join("kubelet-client-2026-01-02-10-00-00.pem"),
+    )
+    .unwrap();
+    // what the kubelet writes: an absolute link, re-pointed at each rotation
+    std::os::unix::fs::symlink(
+        "/var/lib/kubelet/pki/kubelet-client-2026-01-02-10-00-00.pem",
+        pki.join("kubelet-client-current.pem"),
+    )
+    .unwrap();
+    let e = ProbeEnv::on_host(Some(r));
+    let resolved = host_file(e.host_root.as_deref(), &e.kubelet_client_cert);
+    assert_eq!(resolved, pki.join("kubelet-client-2026-01-02-10-00-00.pem"));
+    assert!(cert_validity_pem(&resolved).is_ok());
+    // without the resolution the link leads out of the root (into this machine's /var)
+    assert!(
+        std::fs::read_link(&e.kubelet_client_cert)
+            .unwrap()
+            .starts_with("/var/lib/kubelet")
+    );
+    // on the host (no root) the path is left to the kernel
+    assert_eq!(
+        host_file(
+            None,
+            Path::new("/var/lib/kubelet/pki/kubelet-client-current.pem")
+        ),
+        Path::new("/var/lib/kubelet/pki/kubelet-client-current.pem")
+    );
+}
