@@ -25,7 +25,10 @@ struct ServerAt(Option<Timestamp>);
 impl ServerClock for ServerAt {
     fn date(&self) -> ApiFuture<'_, (Timestamp, Dur)> {
         let t = self.0;
-        Box::pin(async move { t.map(|t| (t, Dur::from_millis(2))).ok_or("unreachable".into()) })
+        Box::pin(async move {
+            t.map(|t| (t, Dur::from_millis(2)))
+                .ok_or("unreachable".into())
+        })
     }
 }
 
@@ -84,8 +87,11 @@ fn node(client: (&str, &str), serving: Option<(&str, &str)>) -> Node {
     )
     .expect("symlink");
     if let Some((nb, na)) = serving {
-        std::fs::write(pki_dir.join("kubelet.crt"), pki::self_signed_pem("k8s-vm02@1", nb, na))
-            .expect("write");
+        std::fs::write(
+            pki_dir.join("kubelet.crt"),
+            pki::self_signed_pem("k8s-vm02@1", nb, na),
+        )
+        .expect("write");
     }
     Node { _dir: dir, root }
 }
@@ -111,10 +117,12 @@ fn check(n: &Node, server: Option<&str>, lease: Option<&str>, csrs: Arc<Csrs>) -
     )
 }
 
-
 #[tokio::test]
 async fn seed_000_not_yet_valid_with_pending_csrs_and_the_command() {
-    let n = node(("2026-01-02", "2027-01-02"), Some(("2025-06-01", "2026-06-01")));
+    let n = node(
+        ("2026-01-02", "2027-01-02"),
+        Some(("2025-06-01", "2026-06-01")),
+    );
     let csrs = Arc::new(Csrs {
         items: vec![
             pending_csr("csr-8x2lq", "2025-12-29T20:00:00Z"),
@@ -123,7 +131,12 @@ async fn seed_000_not_yet_valid_with_pending_csrs_and_the_command() {
         ],
         ..Default::default()
     });
-    let c = check(&n, Some("2025-12-30T00:00:00Z"), Some("2025-12-29T23:00:00Z"), csrs.clone());
+    let c = check(
+        &n,
+        Some("2025-12-30T00:00:00Z"),
+        Some("2025-12-29T23:00:00Z"),
+        csrs.clone(),
+    );
     assert_eq!(c.problem(), Problem::KubeletCertificateInvalid);
     let o = c.run(ts("2025-12-30T00:00:01Z")).await;
     assert_eq!(o.verdict, Verdict::Failing, "{o:?}");
@@ -132,9 +145,20 @@ async fn seed_000_not_yet_valid_with_pending_csrs_and_the_command() {
         "client cert /var/lib/kubelet/pki/kubelet-client-current.pem valid 2026-01-02..2027-01-02, API server time 2025-12-30 (before notBefore)"
     );
     assert!(o.evidence["servingCert"].contains("self-signed"), "{o:?}");
-    assert_eq!(o.evidence["approve"], "kubectl certificate approve csr-8x2lq csr-b7k4w");
-    assert!(o.summary.contains("not valid for another 3d"), "{}", o.summary);
-    assert!(o.summary.contains("nodewarden never approves"), "{}", o.summary);
+    assert_eq!(
+        o.evidence["approve"],
+        "kubectl certificate approve csr-8x2lq csr-b7k4w"
+    );
+    assert!(
+        o.summary.contains("not valid for another 3d"),
+        "{}",
+        o.summary
+    );
+    assert!(
+        o.summary.contains("nodewarden never approves"),
+        "{}",
+        o.summary
+    );
     assert_eq!(csrs.calls.load(Ordering::SeqCst), 1);
     // the next look within csrInterval uses the answer it has
     let o = c.run(ts("2025-12-30T00:05:00Z")).await;
@@ -144,9 +168,17 @@ async fn seed_000_not_yet_valid_with_pending_csrs_and_the_command() {
 
 #[tokio::test]
 async fn a_healthy_node_asks_for_no_csr() {
-    let n = node(("2026-01-02", "2027-01-02"), Some(("2026-01-02", "2027-01-02")));
+    let n = node(
+        ("2026-01-02", "2027-01-02"),
+        Some(("2026-01-02", "2027-01-02")),
+    );
     let csrs = Arc::new(Csrs::default());
-    let c = check(&n, Some("2026-03-01T00:00:00Z"), Some("2026-02-28T23:59:50Z"), csrs.clone());
+    let c = check(
+        &n,
+        Some("2026-03-01T00:00:00Z"),
+        Some("2026-02-28T23:59:50Z"),
+        csrs.clone(),
+    );
     for _ in 0..3 {
         let o = c.run(ts("2026-03-01T00:00:00Z")).await;
         assert_eq!(o.verdict, Verdict::Healthy, "{o:?}");
@@ -158,9 +190,17 @@ async fn a_healthy_node_asks_for_no_csr() {
 #[tokio::test]
 async fn a_silent_kubelet_or_a_warning_makes_it_look_at_csrs() {
     // certificates fine, but the kubelet's Lease is 10 minutes old
-    let n = node(("2026-01-02", "2027-01-02"), Some(("2026-01-02", "2027-01-02")));
+    let n = node(
+        ("2026-01-02", "2027-01-02"),
+        Some(("2026-01-02", "2027-01-02")),
+    );
     let csrs = Arc::new(Csrs::default());
-    let c = check(&n, Some("2026-03-01T00:10:00Z"), Some("2026-03-01T00:00:00Z"), csrs.clone());
+    let c = check(
+        &n,
+        Some("2026-03-01T00:10:00Z"),
+        Some("2026-03-01T00:00:00Z"),
+        csrs.clone(),
+    );
     let o = c.run(ts("2026-03-01T00:10:00Z")).await;
     assert_eq!(o.verdict, Verdict::Healthy, "{o:?}");
     assert_eq!(o.evidence["kubeletLeaseAge"], "10m");
@@ -169,7 +209,12 @@ async fn a_silent_kubelet_or_a_warning_makes_it_look_at_csrs() {
 
     // 20 days left: a warning (healthy), and a reason to look
     let csrs = Arc::new(Csrs::default());
-    let c = check(&n, Some("2026-12-13T00:00:00Z"), Some("2026-12-13T00:00:00Z"), csrs.clone());
+    let c = check(
+        &n,
+        Some("2026-12-13T00:00:00Z"),
+        Some("2026-12-13T00:00:00Z"),
+        csrs.clone(),
+    );
     let o = c.run(ts("2026-12-13T00:00:00Z")).await;
     assert_eq!(o.verdict, Verdict::Healthy, "{o:?}");
     assert!(o.summary.starts_with("warning: "), "{}", o.summary);
@@ -177,7 +222,12 @@ async fn a_silent_kubelet_or_a_warning_makes_it_look_at_csrs() {
     assert_eq!(csrs.calls.load(Ordering::SeqCst), 1);
 
     // 5 days left: failing
-    let c = check(&n, Some("2026-12-28T00:00:00Z"), None, Arc::new(Csrs::default()));
+    let c = check(
+        &n,
+        Some("2026-12-28T00:00:00Z"),
+        None,
+        Arc::new(Csrs::default()),
+    );
     let o = c.run(ts("2026-12-28T00:00:00Z")).await;
     assert_eq!(o.verdict, Verdict::Failing, "{o:?}");
 }
@@ -188,7 +238,10 @@ async fn without_the_server_it_judges_on_the_local_clock_and_says_so() {
     let c = check(&n, None, None, Arc::new(Csrs::default()));
     let o = c.run(ts("2027-02-01T00:00:00Z")).await;
     assert_eq!(o.verdict, Verdict::Failing, "{o:?}");
-    assert!(o.evidence["apiServerTime"].starts_with("unknown (unreachable)"), "{o:?}");
+    assert!(
+        o.evidence["apiServerTime"].starts_with("unknown (unreachable)"),
+        "{o:?}"
+    );
     assert!(o.evidence["clientCert"].contains("local time"), "{o:?}");
     assert!(o.evidence["servingCert"].starts_with("none"), "{o:?}");
 }
@@ -200,8 +253,17 @@ async fn no_certificate_file_is_unknown_not_a_failure() {
         root: dir.path().to_path_buf(),
         _dir: dir,
     };
-    let c = check(&n, Some("2026-03-01T00:00:00Z"), None, Arc::new(Csrs::default()));
+    let c = check(
+        &n,
+        Some("2026-03-01T00:00:00Z"),
+        None,
+        Arc::new(Csrs::default()),
+    );
     let o = c.run(ts("2026-03-01T00:00:00Z")).await;
     assert_eq!(o.verdict, Verdict::Unknown, "{o:?}");
-    assert!(o.summary.contains("no kubelet client certificate"), "{}", o.summary);
+    assert!(
+        o.summary.contains("no kubelet client certificate"),
+        "{}",
+        o.summary
+    );
 }

@@ -26,8 +26,56 @@
 
 use std::time::Duration;
 
+use super::{NotConfigured, Probe, ProbeFuture};
 use crate::act::kube::Watched;
-use crate::health::Verdict;
+use crate::health::{Observation, Verdict};
+use crate::model::{Problem, Timestamp};
+
+/// The agent's standing watches on the API server, as they stand now (no request).
+pub trait ReachSource: Send + Sync {
+    /// `Err`: the agent has no API client (a reason for a person).
+    fn watches(&self) -> Result<Vec<WatchHealth>, String>;
+}
+
+impl ReachSource for NotConfigured {
+    fn watches(&self) -> Result<Vec<WatchHealth>, String> {
+        Err(self.0.clone())
+    }
+}
+
+/// The probe: reads the watches' state, judges, never calls out.
+pub struct ApiReachCheck {
+    pub reach: std::sync::Arc<dyn ReachSource>,
+}
+
+impl Probe for ApiReachCheck {
+    fn problem(&self) -> Problem {
+        Problem::ApiServerUnreachable
+    }
+    fn run(&self, now: Timestamp) -> ProbeFuture<'_> {
+        let o = match self.reach.watches() {
+            Ok(w) => {
+                let j = judge(&w);
+                let mut o =
+                    Observation::new(Problem::ApiServerUnreachable, now, j.verdict, j.summary);
+                for (k, v) in j.evidence {
+                    o = o.with(&k, v);
+                }
+                o
+            }
+            Err(why) => Observation::new(
+                Problem::ApiServerUnreachable,
+                now,
+                Verdict::Unknown,
+                format!("cannot tell: {why}"),
+            ),
+        };
+        Box::pin(async move { o })
+    }
+    fn timeout_verdict(&self) -> Verdict {
+        Verdict::Unknown
+    }
+}
 
 /// Why a watch last failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,6 +32,7 @@ use super::{LeaseSource, Probe, ProbeFuture, ServerClock};
 use super::{budget, elapsed_since, host_file};
 use crate::health::{Observation, Verdict};
 use crate::model::{Dur, Problem, Timestamp};
+use crate::runbook::{CertificateProbe, KubeletProbe};
 use crate::safe_fs::{self, Follow, ReadError};
 
 /// The largest certificate file read (a PEM chain with a key is a few KiB).
@@ -47,6 +48,36 @@ pub struct CertSettings {
     pub lease_stale_after: Dur,
     /// The probe's own deadline (its timeout).
     pub timeout: Dur,
+}
+
+impl CertSettings {
+    /// From the runbook: the probe's settings, and the kubelet probe's `leaseStaleAfter`.
+    pub fn of(c: &CertificateProbe, kubelet: &KubeletProbe) -> CertSettings {
+        CertSettings {
+            policy: Policy {
+                warn_before: Dur::from_secs(u64::from(c.warn_days) * 86_400),
+                fail_before: Dur::from_secs(u64::from(c.fail_days) * 86_400),
+                csr_pending_after: c.csr_pending_for,
+            },
+            csr_interval: c.csr_interval,
+            lease_stale_after: kubelet.lease_stale_after,
+            timeout: c.timing.timeout,
+        }
+    }
+}
+
+/// Where the serving certificate may be: with `serverTLSBootstrap` the kubelet writes the
+/// rotated `kubelet-server-current.pem` beside the configured one (kubeadm's default
+/// `kubelet.crt`, self-signed), and that one is read first when it exists.
+pub fn serving_candidates(serving_cert: &str) -> Vec<PathBuf> {
+    let configured = PathBuf::from(serving_cert);
+    let rotated = configured
+        .parent()
+        .map(|d| d.join("kubelet-server-current.pem"));
+    match rotated {
+        Some(r) if r != configured => vec![r, configured],
+        _ => vec![configured],
+    }
 }
 
 /// One certificate file as read.
@@ -140,7 +171,8 @@ impl KubeletCertCheck {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {}", io::fmt_secs(deadline))),
         };
-        *self.last_csrs.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), r.clone()));
+        *self.last_csrs.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), r.clone()));
         (r, None)
     }
 
@@ -179,8 +211,8 @@ impl KubeletCertCheck {
             Ok(Some(t)) => Some(time_ref.at().as_second() - t.as_second()),
             _ => None,
         };
-        let kubelet_silent = lease_age
-            .is_some_and(|a| a > self.settings.lease_stale_after.as_secs_f64() as i64);
+        let kubelet_silent =
+            lease_age.is_some_and(|a| a > self.settings.lease_stale_after.as_secs_f64() as i64);
         let inputs = Inputs {
             client: (self.shown(&self.client_cert), client),
             serving: serving.map(|(p, r)| (self.shown(&p), r)),
@@ -218,7 +250,12 @@ struct Inputs {
 
 /// The certificates' part of the observation.
 fn judge_files(policy: &Policy, i: &Inputs, now: Timestamp) -> Observation {
-    let mut o = Observation::new(Problem::KubeletCertificateInvalid, now, Verdict::Healthy, "");
+    let mut o = Observation::new(
+        Problem::KubeletCertificateInvalid,
+        now,
+        Verdict::Healthy,
+        "",
+    );
     let mut judged: Vec<CertJudgement> = Vec::new();
     let mut unknown = Vec::new();
     let mut one = |o: Observation, key: &str, role: Role, shown: &str, r: &Read| match r {
@@ -229,11 +266,17 @@ fn judge_files(policy: &Policy, i: &Inputs, now: Timestamp) -> Observation {
             o
         }
         Read::Missing => {
-            unknown.push(format!("no kubelet {} certificate at {shown}", role.as_str()));
+            unknown.push(format!(
+                "no kubelet {} certificate at {shown}",
+                role.as_str()
+            ));
             o.with(key, format!("none at {shown}"))
         }
         Read::Bad(e) => {
-            unknown.push(format!("kubelet {} certificate {shown}: {e}", role.as_str()));
+            unknown.push(format!(
+                "kubelet {} certificate {shown}: {e}",
+                role.as_str()
+            ));
             o.with(key, format!("{shown}: {e}"))
         }
     };
@@ -246,7 +289,10 @@ fn judge_files(policy: &Policy, i: &Inputs, now: Timestamp) -> Observation {
         ),
     };
     if let Some(e) = &i.time_error {
-        o = o.with("apiServerTime", format!("unknown ({e}); judged on the local clock"));
+        o = o.with(
+            "apiServerTime",
+            format!("unknown ({e}); judged on the local clock"),
+        );
     }
     if let Some(a) = i.lease_age {
         o = o.with("kubeletLeaseAge", certs::fmt_span(a));
@@ -324,7 +370,13 @@ fn with_csrs(
         .join(", ");
     let cmd = certs::approve_command(pending.iter().map(|p| p.name.as_str()));
     o = o
-        .with("csr", format!("Pending for {} or longer: {list}{from}", policy.csr_pending_after))
+        .with(
+            "csr",
+            format!(
+                "Pending for {} or longer: {list}{from}",
+                policy.csr_pending_after
+            ),
+        )
         .with("approve", cmd.clone());
     let line = format!(
         "{} certificate request(s) of this node Pending for up to {}: check each (kubectl get csr NAME -o yaml) and approve with `{cmd}` (nodewarden never approves)",

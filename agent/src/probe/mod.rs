@@ -22,6 +22,7 @@ pub mod certs;
 pub mod clock;
 pub mod hostfs;
 pub mod io;
+pub mod kubecert;
 pub mod kubelet;
 pub mod layout;
 pub mod pleg;
@@ -48,6 +49,8 @@ use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{Action, Probes, Runbook, Timing};
 use crate::view::NodeFacts;
 
+pub use apireach::ReachSource;
+pub use certs::CsrSource;
 pub use clock::{KernelClock, KernelClockSource, ServerClock};
 pub use kubelet::LeaseSource;
 pub use pleg::ReadyConditionSource;
@@ -139,6 +142,10 @@ pub struct ApiSources {
     pub lease: Arc<dyn LeaseSource>,
     pub ready: Arc<dyn ReadyConditionSource>,
     pub clock: Arc<dyn ServerClock>,
+    /// This node's CSRs (KubeletCertificateInvalid; asked rarely).
+    pub csrs: Arc<dyn CsrSource>,
+    /// The agent's standing watches on the API server (ApiServerUnreachable).
+    pub reach: Arc<dyn ReachSource>,
 }
 
 impl ApiSources {
@@ -148,7 +155,9 @@ impl ApiSources {
         ApiSources {
             lease: n.clone(),
             ready: n.clone(),
-            clock: n,
+            clock: n.clone(),
+            csrs: n.clone(),
+            reach: n,
         }
     }
 }
@@ -347,12 +356,32 @@ impl ProbeSet {
                 }),
                 settings.systemd.timing,
             ),
-            // #16's problems (SwapOn, KernelPrerequisitesMissing,
-            // CgroupDriverMismatch, DiskNearlyFull, KubeletCertificateInvalid,
-            // ApiServerUnreachable) have no probe here until each is built: the
-            // runbook keeps them disabled (`runbook::NO_PROBE_YET`), so nothing
-            // reports a result for them. A probe plugs in as one more entry,
-            // with `settings.<its field>.timing`.
+            (
+                Arc::new(kubecert::KubeletCertCheck::new(
+                    kubecert::CertSettings::of(&settings.certificate, &settings.kubelet),
+                    env.host_path(&settings.certificate.client_cert),
+                    kubecert::serving_candidates(&settings.certificate.serving_cert)
+                        .iter()
+                        .map(|p| env.host_path(p))
+                        .collect(),
+                    env.host_root.clone(),
+                    api.clock.clone(),
+                    api.lease.clone(),
+                    api.csrs.clone(),
+                )),
+                settings.certificate.timing,
+            ),
+            (
+                Arc::new(apireach::ApiReachCheck {
+                    reach: api.reach.clone(),
+                }),
+                settings.api_server.timing,
+            ),
+            // #16's host-side problems (SwapOn, KernelPrerequisitesMissing,
+            // CgroupDriverMismatch, DiskNearlyFull) have no probe here until each
+            // is built: the runbook keeps them disabled (`runbook::NO_PROBE_YET`),
+            // so nothing reports a result for them. A probe plugs in as one more
+            // entry, with `settings.<its field>.timing`.
         ];
         ProbeSet {
             probes: all.into_iter().filter(|(_, t)| t.enabled).collect(),

@@ -109,8 +109,6 @@ pub const NO_PROBE_YET: &[Problem] = &[
     Problem::KernelPrerequisitesMissing,
     Problem::CgroupDriverMismatch,
     Problem::DiskNearlyFull,
-    Problem::KubeletCertificateInvalid,
-    Problem::ApiServerUnreachable,
 ];
 
 fn api_server(cx: &mut Ctx, doc: Option<&S<ApiServerDoc>>) -> ApiServerProbe {
@@ -488,5 +486,19 @@ fn certificate(cx: &mut Ctx, doc: Option<&S<CertificateDoc>>) -> CertificateProb
             .and_then(|c| c.csr_pending_for.as_ref())
             .map(|s| s.value)
             .unwrap_or(Dur::from_secs(600)),
+        csr_interval: match c.and_then(|c| c.csr_interval.as_ref()) {
+            Some(s) if s.value < Dur::from_secs(60) => {
+                cx.err(
+                    at(s),
+                    format!(
+                        "csrInterval {} is less than 1m: every agent of a troubled fleet would list every CSR of the cluster that often",
+                        s.value
+                    ),
+                );
+                s.value
+            }
+            Some(s) => s.value,
+            None => Dur::from_secs(600),
+        },
     }
 }
