@@ -80,6 +80,9 @@ pub fn serving_candidates(serving_cert: &str) -> Vec<PathBuf> {
     }
 }
 
+/// A CSR answer and when it was asked.
+type Asked = (Instant, Result<Vec<CsrView>, String>);
+
 /// One certificate file as read.
 #[derive(Debug)]
 enum Read {
@@ -100,7 +103,7 @@ pub struct KubeletCertCheck {
     pub lease: Arc<dyn LeaseSource>,
     pub csrs: Arc<dyn CsrSource>,
     /// The last CSR answer and when it was asked.
-    last_csrs: Mutex<Option<(Instant, Result<Vec<CsrView>, String>)>>,
+    last_csrs: Mutex<Option<Asked>>,
 }
 
 impl KubeletCertCheck {
