@@ -253,12 +253,8 @@ async fn no_certificate_file_is_unknown_not_a_failure() {
         root: dir.path().to_path_buf(),
         _dir: dir,
     };
-    let c = check(
-        &n,
-        Some("2026-03-01T00:00:00Z"),
-        None,
-        Arc::new(Csrs::default()),
-    );
+    let csrs = Arc::new(Csrs::default());
+    let c = check(&n, Some("2026-03-01T00:00:00Z"), None, csrs.clone());
     let o = c.run(ts("2026-03-01T00:00:00Z")).await;
     assert_eq!(o.verdict, Verdict::Unknown, "{o:?}");
     assert!(
@@ -266,4 +262,13 @@ async fn no_certificate_file_is_unknown_not_a_failure() {
         "{}",
         o.summary
     );
+    // credentials inline in the kubelet's kubeconfig: no reason to list CSRs
+    assert_eq!(csrs.calls.load(Ordering::SeqCst), 0);
+    // a client certificate but no serving one: the kubelet may wait for a serving CSR
+    let n = node(("2026-01-02", "2027-01-02"), None);
+    let csrs = Arc::new(Csrs::default());
+    let c = check(&n, Some("2026-03-01T00:00:00Z"), None, csrs.clone());
+    let o = c.run(ts("2026-03-01T00:00:00Z")).await;
+    assert_eq!(o.verdict, Verdict::Healthy, "{o:?}");
+    assert_eq!(csrs.calls.load(Ordering::SeqCst), 1);
 }

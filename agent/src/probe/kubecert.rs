@@ -8,8 +8,8 @@
 //! (`spec.username`) or subject, so finding this node's means listing every CSR of the
 //! cluster. 5,000 agents doing that on every probe would be 5,000 lists a minute. So the
 //! agent lists CSRs **only when it has a reason to**: a certificate is not healthy (not
-//! valid yet, expired, expiring within `warnBefore`, unreadable), no serving certificate
-//! exists (the kubelet waits for a serving CSR), or the kubelet's heartbeat Lease is older
+//! valid yet, expired, expiring within `warnDays`, unreadable), a client certificate has no
+//! serving one (the kubelet waits for a serving CSR), or the kubelet's heartbeat Lease is older
 //! than `leaseStaleAfter` (a kubelet that cannot authenticate cannot renew it; read from
 //! the Lease watch, no request) — and then **at most once per `csrInterval`** (default
 //! 10 minutes), the answer kept in between. The list asks for `resourceVersion=0`, served
@@ -224,9 +224,17 @@ impl KubeletCertCheck {
             lease_age,
         };
         let mut o = judge_files(&self.settings.policy, &inputs, now);
-        let want_csrs = o.verdict != Verdict::Healthy
+        // A reason to look at CSRs: a certificate failing, in its warning window or
+        // unreadable; a client certificate without any serving one (the kubelet waits
+        // for a serving CSR); or a silent kubelet. A node without the client file at
+        // all (credentials inline in the kubelet's kubeconfig) is no reason by itself.
+        let client_found = matches!(inputs.client.1, Read::Found(_));
+        let unreadable = matches!(inputs.client.1, Read::Bad(_))
+            || matches!(&inputs.serving, Some((_, Read::Bad(_))));
+        let want_csrs = o.verdict == Verdict::Failing
             || o.evidence.contains_key("warning")
-            || inputs.serving.is_none()
+            || unreadable
+            || (client_found && inputs.serving.is_none())
             || kubelet_silent;
         if want_csrs {
             let (r, cached) = self.csrs(deadline).await;
