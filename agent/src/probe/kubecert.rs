@@ -27,9 +27,10 @@ use tokio::time::Instant;
 use super::certs::{
     self, CertInfo, CertJudgement, CsrSource, CsrView, Level, PendingCsr, Policy, Role, TimeRef,
 };
+use super::hostfs::follow_under as host_file;
 use super::io;
 use super::{LeaseSource, Probe, ProbeFuture, ServerClock};
-use super::{budget, elapsed_since, host_file};
+use super::{budget, elapsed_since};
 use crate::health::{Observation, Verdict};
 use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{CertificateProbe, KubeletProbe};
