@@ -224,6 +224,16 @@ async fn outage(cp: &ControlPlane, test: &str) {
         1,
         "no runtime restart while the API hangs"
     );
+    // #16: the hung server is its own report-only problem, from the watches' state
+    // (the node watch's 60 s liveness, then failFor).
+    wait_for(
+        &tb,
+        t0,
+        "ApiServerUnreachable among the findings",
+        150,
+        || async { journal_count(&tb, "nodewarden.service", "ApiServerUnreachable") >= 1 },
+    )
+    .await;
     drop(stopped);
     wait_for(
         &tb,

@@ -917,6 +917,8 @@ async fn a_full_round_with_one_hung_runtime_reports_every_problem() {
     let sd = FakeSystemd::new()
         .with_active("kubelet.service", ago(600), Some(1))
         .with_version("252.33-1~deb12u1");
+    p.certificate.client_cert = dir.path().join("no-client.pem").display().to_string();
+    p.certificate.serving_cert = dir.path().join("no-serving.crt").display().to_string();
     let set = ProbeSet::new(
         &p,
         &env,
@@ -928,15 +930,22 @@ async fn a_full_round_with_one_hung_runtime_reports_every_problem() {
         }
         .sources(),
     );
-    // Every problem with a probe in this build, in Problem::ALL's order.
-    let built: Vec<Problem> = Problem::ALL
-        .into_iter()
-        .filter(|p| !nodewarden::runbook::NO_PROBE_YET.contains(p))
-        .collect();
-    assert_eq!(set.problems(), built);
+    // Every problem has a probe, in Problem::ALL's order.
+    assert_eq!(set.problems(), Problem::ALL.to_vec());
     let obs = set.run_once(Timestamp::now()).await;
-    // The readiness-drift probes read this machine's disks: judged in their own tests.
-    let v: Vec<(Problem, Verdict)> = obs[..5].iter().map(|o| (o.problem, o.verdict)).collect();
+    // The host-side readiness-drift probes read this machine's /proc and disks:
+    // judged in their own tests.
+    let host_drift = [
+        Problem::SwapOn,
+        Problem::KernelPrerequisitesMissing,
+        Problem::CgroupDriverMismatch,
+        Problem::DiskNearlyFull,
+    ];
+    let v: Vec<(Problem, Verdict)> = obs
+        .iter()
+        .filter(|o| !host_drift.contains(&o.problem))
+        .map(|o| (o.problem, o.verdict))
+        .collect();
     assert_eq!(
         v,
         vec![
@@ -945,6 +954,9 @@ async fn a_full_round_with_one_hung_runtime_reports_every_problem() {
             (Problem::ContainerRuntimeUnresponsive, Verdict::Failing),
             (Problem::ClockSkewed, Verdict::Healthy),
             (Problem::SystemdOutdated, Verdict::Healthy),
+            // no kubelet certificate here (paths in the temp dir); no watches in this fake
+            (Problem::KubeletCertificateInvalid, Verdict::Unknown),
+            (Problem::ApiServerUnreachable, Verdict::Unknown),
         ],
         "{obs:#?}"
     );
@@ -1075,5 +1087,44 @@ fn host_root_resolves_directory_symlinks_inside_the_root() {
     assert_eq!(
         e.host_path("/../../etc/os-release"),
         r.join("etc/os-release")
+    );
+}
+
+#[test]
+fn the_kubelets_absolute_cert_symlink_resolves_inside_the_host_root() {
+    use nodewarden::probe::ProbeEnv;
+    use nodewarden::probe::hostfs::follow_under as host_file;
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let pki = r.join("var/lib/kubelet/pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    std::fs::copy(
+        "tests/probe_fixtures/kubelet-client-current.pem",
+        pki.join("kubelet-client-2026-01-02-10-00-00.pem"),
+    )
+    .unwrap();
+    // what the kubelet writes: an absolute link, re-pointed at each rotation
+    std::os::unix::fs::symlink(
+        "/var/lib/kubelet/pki/kubelet-client-2026-01-02-10-00-00.pem",
+        pki.join("kubelet-client-current.pem"),
+    )
+    .unwrap();
+    let e = ProbeEnv::on_host(Some(r));
+    let resolved = host_file(e.host_root.as_deref(), &e.kubelet_client_cert);
+    assert_eq!(resolved, pki.join("kubelet-client-2026-01-02-10-00-00.pem"));
+    assert!(cert_validity_pem(&resolved).is_ok());
+    // without the resolution the link leads out of the root (into this machine's /var)
+    assert!(
+        std::fs::read_link(&e.kubelet_client_cert)
+            .unwrap()
+            .starts_with("/var/lib/kubelet")
+    );
+    // on the host (no root) the path is left to the kernel
+    assert_eq!(
+        host_file(
+            None,
+            Path::new("/var/lib/kubelet/pki/kubelet-client-current.pem")
+        ),
+        Path::new("/var/lib/kubelet/pki/kubelet-client-current.pem")
     );
 }

@@ -51,6 +51,7 @@ mod fake {
         delete_after_deadline,
         node_lease_watch,
         watch_resumed_after_410,
+        kubelet_csrs_listed_never_approved,
     );
 }
 

@@ -387,6 +387,12 @@ pub struct Watched<K> {
     pub obj: Option<K>,
     /// The watch is failing or silent; `obj` is the last one seen.
     pub stale: bool,
+    /// Why the watch last failed, cleared when the server answers again: no answer
+    /// ([`KubeError::is_unreachable`]) or an error status. The reachability probe reads it
+    /// (`probe/apireach.rs`): the watches are the agent's standing line to the API server.
+    pub failure: Option<KubeError>,
+    /// When the server last answered this watch (monotonic).
+    pub answered: Option<tokio::time::Instant>,
 }
 
 impl<K> Default for Watched<K> {
@@ -394,7 +400,18 @@ impl<K> Default for Watched<K> {
         Watched {
             obj: None,
             stale: false,
+            failure: None,
+            answered: None,
         }
+    }
+}
+
+impl<K> Watched<K> {
+    /// The server answered: the view is current.
+    fn current(&mut self) {
+        self.stale = false;
+        self.failure = None;
+        self.answered = Some(tokio::time::Instant::now());
     }
 }
 
@@ -430,6 +447,7 @@ where
         let mut rv: Option<String> = None;
         let mut backoff = WATCH_BACKOFF_MIN;
         let mut failed = false;
+        let fail = |e: KubeError| tx.send_modify(|s| s.failure = Some(e));
         loop {
             if tx.is_closed() {
                 return;
@@ -450,16 +468,23 @@ where
                             let obj = list.items.into_iter().next();
                             tx.send_modify(|s| {
                                 s.obj = obj;
-                                s.stale = false;
+                                s.current();
                             });
                             rv = Some(v.clone());
                             v
                         }
                         Ok(Err(e)) => {
                             tracing::debug!("list {sel}: {e}");
+                            fail(KubeError::from_kube(format!("list {sel}"), e));
                             continue;
                         }
-                        Err(_) => continue,
+                        Err(_) => {
+                            fail(KubeError::Timeout {
+                                what: format!("list {sel}"),
+                                after: liveness,
+                            });
+                            continue;
+                        }
                     }
                 }
             };
@@ -468,12 +493,19 @@ where
                 Ok(Ok(s)) => s.boxed(),
                 Ok(Err(e)) => {
                     tracing::debug!("watch {sel}: {e}");
+                    fail(KubeError::from_kube(format!("watch {sel}"), e));
                     continue;
                 }
-                Err(_) => continue,
+                Err(_) => {
+                    fail(KubeError::Timeout {
+                        what: format!("watch {sel}"),
+                        after: liveness,
+                    });
+                    continue;
+                }
             };
             // The server answered: the view is current.
-            tx.send_modify(|s| s.stale = false);
+            tx.send_modify(|s| s.current());
             loop {
                 match tokio::time::timeout(liveness, stream.next()).await {
                     Ok(Some(Ok(ev))) => {
@@ -489,6 +521,13 @@ where
                                 if e.code == 410 {
                                     rv = None; // expired: list again
                                     failed = false;
+                                } else {
+                                    fail(KubeError::Api {
+                                        what: format!("watch {sel}"),
+                                        code: e.code,
+                                        reason: e.reason.clone(),
+                                        message: e.message.clone(),
+                                    });
                                 }
                                 break;
                             }
@@ -499,7 +538,7 @@ where
                             }
                             tx.send_modify(|s| {
                                 s.obj = if gone { None } else { Some(o) };
-                                s.stale = false;
+                                s.current();
                             });
                         }
                     }
@@ -511,10 +550,17 @@ where
                     }
                     Ok(Some(Err(e))) => {
                         tracing::debug!("watch {sel}: {e}");
+                        fail(KubeError::from_kube(format!("watch {sel}"), e));
                         break;
                     }
                     // Silent past `liveness`: a hung server.
-                    Err(_) => break,
+                    Err(_) => {
+                        fail(KubeError::Timeout {
+                            what: format!("watch {sel} (silent)"),
+                            after: liveness,
+                        });
+                        break;
+                    }
                 }
             }
         }

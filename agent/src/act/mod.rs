@@ -6,6 +6,7 @@
 //! Every implementation must bound every call in time.
 
 pub mod api_side;
+pub mod csr;
 pub mod drain;
 pub mod fleet;
 pub mod kube;

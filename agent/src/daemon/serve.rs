@@ -32,6 +32,7 @@ use super::refresher::{Need, Refreshed, spawn_refresher};
 use super::run::{self, Control, Liveness, LoopConfig};
 use super::wired::Wired;
 use crate::act::api_side::{ApiSide, Connected};
+use crate::act::csr::CsrLister;
 use crate::act::drain::Drainer;
 use crate::act::fleet::FleetCounter;
 use crate::act::kube::{Kube, KubeError, KubeOptions, watch_one};
@@ -46,7 +47,7 @@ use crate::host::systemd::{DbusOptions, DbusSystemd, Systemd};
 use crate::ledger::{LedgerError, LedgerFile, OpenReport};
 use crate::maintenance::procedure::StateFile;
 use crate::plan::SlotView;
-use crate::probe::watched::{ApiDate, WatchedLease, WatchedReady};
+use crate::probe::watched::{ApiDate, WatchedLease, WatchedReach, WatchedReady};
 use crate::probe::{ApiSources, ProbeEnv, ProbeSet};
 use crate::report::conditions::spawn_conditions;
 use crate::report::events::EventSink;
@@ -303,9 +304,14 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
                 events,
             });
             ApiSources {
+                reach: Arc::new(WatchedReach {
+                    node: rx.clone(),
+                    lease: lease_rx.clone(),
+                }),
                 lease: Arc::new(WatchedLease(lease_rx)),
                 ready: Arc::new(WatchedReady(rx)),
                 clock: Arc::new(ApiDate::new(k.clone())),
+                csrs: Arc::new(CsrLister::new(k.clone(), cfg.node_name.clone())),
             }
         }
     };

@@ -118,7 +118,7 @@ pub fn cert_validity_pem(path: &Path) -> Result<Validity, CertError> {
 }
 
 /// One DER TLV: (tag, contents, rest).
-fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
+pub(crate) fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
     let (&tag, b) = b.split_first().ok_or("truncated")?;
     let (&l0, b) = b.split_first().ok_or("truncated")?;
     let (len, b) = if l0 < 0x80 {
@@ -173,7 +173,7 @@ pub fn cert_validity_der(der: &[u8]) -> Result<Validity, &'static str> {
 }
 
 /// UTCTime (`YYMMDDHHMMSSZ`, 1950–2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
-fn asn1_time(tag: u8, v: &[u8]) -> Result<Timestamp, &'static str> {
+pub(crate) fn asn1_time(tag: u8, v: &[u8]) -> Result<Timestamp, &'static str> {
     let s = std::str::from_utf8(v).map_err(|_| "bad time")?;
     let s = s.strip_suffix('Z').ok_or("time not in UTC")?;
     let full = match tag {

@@ -17,11 +17,14 @@
 //! Trait methods return boxed futures (like [`crate::host::systemd::Systemd`]) so probes and
 //! sources are dyn-compatible: the set holds `Arc<dyn Probe>` and tests swap in fakes.
 
+pub mod apireach;
+pub mod certs;
 pub mod cgroup_driver;
 pub mod clock;
 pub mod disk;
 pub mod hostfs;
 pub mod io;
+pub mod kubecert;
 pub mod kubelet;
 pub mod kubelet_invocation;
 pub mod layout;
@@ -51,6 +54,8 @@ use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{Action, Probes, Runbook, Timing};
 use crate::view::NodeFacts;
 
+pub use apireach::ReachSource;
+pub use certs::CsrSource;
 pub use clock::{KernelClock, KernelClockSource, ServerClock};
 pub use kubelet::LeaseSource;
 pub use pleg::ReadyConditionSource;
@@ -142,6 +147,10 @@ pub struct ApiSources {
     pub lease: Arc<dyn LeaseSource>,
     pub ready: Arc<dyn ReadyConditionSource>,
     pub clock: Arc<dyn ServerClock>,
+    /// This node's CSRs (KubeletCertificateInvalid; asked rarely).
+    pub csrs: Arc<dyn CsrSource>,
+    /// The agent's standing watches on the API server (ApiServerUnreachable).
+    pub reach: Arc<dyn ReachSource>,
 }
 
 impl ApiSources {
@@ -151,7 +160,9 @@ impl ApiSources {
         ApiSources {
             lease: n.clone(),
             ready: n.clone(),
-            clock: n,
+            clock: n.clone(),
+            csrs: n.clone(),
+            reach: n,
         }
     }
 }
@@ -387,9 +398,27 @@ impl ProbeSet {
                 }),
                 settings.disk.timing,
             ),
-            // KubeletCertificateInvalid and ApiServerUnreachable have no probe here until each is built: the runbook keeps them disabled
-            // (`runbook::NO_PROBE_YET`), so nothing reports a result for them. A probe
-            // plugs in as one more entry, with `settings.<its field>.timing`.
+            (
+                Arc::new(kubecert::KubeletCertCheck::new(
+                    kubecert::CertSettings::of(&settings.certificate, &settings.kubelet),
+                    env.host_path(&settings.certificate.client_cert),
+                    kubecert::serving_candidates(&settings.certificate.serving_cert)
+                        .iter()
+                        .map(|p| env.host_path(p))
+                        .collect(),
+                    env.host_root.clone(),
+                    api.clock.clone(),
+                    api.lease.clone(),
+                    api.csrs.clone(),
+                )),
+                settings.certificate.timing,
+            ),
+            (
+                Arc::new(apireach::ApiReachCheck {
+                    reach: api.reach.clone(),
+                }),
+                settings.api_server.timing,
+            ),
         ];
         ProbeSet {
             probes: all.into_iter().filter(|(_, t)| t.enabled).collect(),

@@ -373,10 +373,13 @@ pub struct FixedApi {
 impl FixedApi {
     pub fn sources(self) -> super::ApiSources {
         let a = Arc::new(self);
+        let none = Arc::new(super::NotConfigured("not in this fake".into()));
         super::ApiSources {
             lease: a.clone(),
             ready: a.clone(),
             clock: a,
+            csrs: none.clone(),
+            reach: none,
         }
     }
 }

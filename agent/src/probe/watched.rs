@@ -33,6 +33,22 @@ impl LeaseSource for WatchedLease {
     }
 }
 
+/// The two watches' own state, for the reachability probe (no request).
+pub struct WatchedReach {
+    pub node: watch::Receiver<NodeSnapshot>,
+    pub lease: watch::Receiver<Watched<Lease>>,
+}
+
+impl crate::probe::ReachSource for WatchedReach {
+    fn watches(&self) -> Result<Vec<crate::probe::apireach::WatchHealth>, String> {
+        use crate::probe::apireach::WatchHealth;
+        Ok(vec![
+            WatchHealth::of("node watch", &self.node.borrow()),
+            WatchHealth::of("Lease watch", &self.lease.borrow()),
+        ])
+    }
+}
+
 /// The Ready condition's message, from the node watch (no API call).
 pub struct WatchedReady(pub watch::Receiver<NodeSnapshot>);
 

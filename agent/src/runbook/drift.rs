@@ -71,6 +71,9 @@ pub struct CertificateProbe {
     pub fail_days: u32,
     /// One of this node's CSRs `Pending` longer than this is a failure.
     pub csr_pending_for: Dur,
+    /// The least time between two lists of CSRs (cluster-wide: there is no selector for
+    /// a node's own), which happen only while there is a reason (`probe/kubecert.rs`).
+    pub csr_interval: Dur,
 }
 
 /// `ApiServerUnreachable`: the API server cannot be reached from the node.

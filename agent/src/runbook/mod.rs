@@ -16,7 +16,7 @@ use std::path::Path;
 pub use model::*;
 pub use validate::{
     DEFAULT_IMAGEFS_PATHS, DEFAULT_NODEFS_PATHS, DEFAULT_RUNTIME_UNITS, DEFAULT_SYSCTLS,
-    DEFAULT_TIME_SYNC_UNITS, NO_PROBE_YET, default_timing, valid_unit_name,
+    DEFAULT_TIME_SYNC_UNITS, default_timing, valid_unit_name,
 };
 
 /// The default runbook, compiled into the binary.

@@ -170,6 +170,7 @@ probe_doc!(CertificateDoc {
     warn_days: Option<S<u32>>,
     fail_days: Option<S<u32>>,
     csr_pending_for: Option<S<Dur>>,
+    csr_interval: Option<S<Dur>>,
 });
 
 probe_doc!(ApiServerDoc {});

@@ -594,26 +594,8 @@ fn drift_probes_default_and_unbuilt_ones_stay_off() {
             .nodefs_paths
             .contains(&"/var/lib/kubelet".to_string())
     );
-    // A problem without a probe in this build is never enabled, whatever
-    // the runbook says; the others are on by default.
+    // Every problem has its probe, on by default.
     for x in Problem::ALL {
-        assert_eq!(
-            p.timing(x).enabled,
-            !validate::NO_PROBE_YET.contains(&x),
-            "{x}"
-        );
+        assert!(p.timing(x).enabled, "{x}");
     }
-    let text = MINIMAL.replace(
-        "spec:\n",
-        "spec:\n  probes:\n    ApiServerUnreachable:\n      enabled: true\n",
-    );
-    let l = parse("rb.yaml", &text).unwrap();
-    assert!(!l.runbook.spec.probes.api_server.timing.enabled);
-    assert!(
-        l.warnings
-            .iter()
-            .any(|w| w.line == 6 && w.message.contains("no probe in this version")),
-        "{:?}",
-        l.warnings
-    );
 }

@@ -20,8 +20,10 @@ pub mod fake;
 pub mod fixtures;
 pub mod kubelet;
 pub mod manifests;
+pub mod pki;
 pub mod real;
 pub mod suite;
+pub mod suite_csr;
 
 use nodewarden::act::kube::Kube;
 

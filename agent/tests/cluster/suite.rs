@@ -84,6 +84,7 @@ pub const ALL: &[&str] = &[
     "delete_after_deadline",
     "node_lease_watch",
     "watch_resumed_after_410",
+    "kubelet_csrs_listed_never_approved",
 ];
 
 /// Runs one scenario by name.
@@ -101,6 +102,9 @@ pub async fn run<C: Cluster>(c: &C, name: &str) {
         "delete_after_deadline" => delete_after_deadline(c).await,
         "node_lease_watch" => node_lease_watch(c).await,
         "watch_resumed_after_410" => watch_resumed_after_410(c).await,
+        "kubelet_csrs_listed_never_approved" => {
+            super::suite_csr::kubelet_csrs_listed_never_approved(c).await
+        }
         other => panic!("no scenario {other}"),
     }
 }

@@ -70,6 +70,7 @@ pub fn kind_resource(kind: &str, core_event: bool) -> Option<(&'static str, &'st
         "Job" => ("jobs", "batch"),
         "CronJob" => ("cronjobs", "batch"),
         "EndpointSlice" => ("endpointslices", "discovery.k8s.io"),
+        "CertificateSigningRequest" => ("certificatesigningrequests", "certificates.k8s.io"),
         _ => return None,
     })
 }

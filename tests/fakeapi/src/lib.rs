@@ -24,6 +24,7 @@
 //! ```
 
 mod builders;
+mod csr;
 mod kubelet;
 mod patch;
 mod select;

@@ -183,6 +183,10 @@ fn supported_field(kind: Kind, field: &str) -> bool {
                 || matches!(field, "reason" | "reportingController" | "type")
         }
         Kind::PersistentVolumeClaim | Kind::PersistentVolume => false,
+        // pkg/registry/certificates/certificates/strategy.go SelectableFields (and the API
+        // reference: "You can select on this field using `spec.signerName`"); there is
+        // none for the requester (`spec.username`), so an agent lists them all.
+        Kind::CertificateSigningRequest => field == "spec.signerName",
         _ => false,
     }
 }

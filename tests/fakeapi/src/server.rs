@@ -229,7 +229,10 @@ fn dispatch(state: &mut State, ctx: &mut Ctx<'_>) -> Handled {
             Ok(Reply::Json(200, scale_of(obj)))
         }
         (Method::POST, None, None) => {
-            let body = ctx.json_body()?;
+            let mut body = ctx.json_body()?;
+            if kind == Kind::CertificateSigningRequest {
+                crate::csr::prepare_create(&mut body, ctx.headers)?;
+            }
             state
                 .create(kind, &ns, body, true)
                 .map(|o| Reply::Json(201, o))

@@ -40,11 +40,14 @@ pub enum Kind {
     PersistentVolume,
     /// `v1` `persistentvolumeclaims`.
     PersistentVolumeClaim,
+    /// `certificates.k8s.io/v1` `certificatesigningrequests` (cluster-scoped, status
+    /// subresource; see `csr.rs` for what the create does).
+    CertificateSigningRequest,
 }
 
 impl Kind {
     /// Every kind the fake serves.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Node,
         Kind::Pod,
         Kind::PodDisruptionBudget,
@@ -57,6 +60,7 @@ impl Kind {
         Kind::CoreEvent,
         Kind::PersistentVolume,
         Kind::PersistentVolumeClaim,
+        Kind::CertificateSigningRequest,
     ];
 
     /// API group (`""` for the core group).
@@ -71,6 +75,7 @@ impl Kind {
             Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet => "apps",
             Kind::Lease => "coordination.k8s.io",
             Kind::Event => "events.k8s.io",
+            Kind::CertificateSigningRequest => "certificates.k8s.io",
         }
     }
 
@@ -96,6 +101,7 @@ impl Kind {
             Kind::Event | Kind::CoreEvent => "events",
             Kind::PersistentVolume => "persistentvolumes",
             Kind::PersistentVolumeClaim => "persistentvolumeclaims",
+            Kind::CertificateSigningRequest => "certificatesigningrequests",
         }
     }
 
@@ -113,12 +119,16 @@ impl Kind {
             Kind::Event | Kind::CoreEvent => "Event",
             Kind::PersistentVolume => "PersistentVolume",
             Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Kind::CertificateSigningRequest => "CertificateSigningRequest",
         }
     }
 
     /// Whether objects live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Node | Kind::PersistentVolume)
+        !matches!(
+            self,
+            Kind::Node | Kind::PersistentVolume | Kind::CertificateSigningRequest
+        )
     }
 
     pub(crate) fn has_status(self) -> bool {

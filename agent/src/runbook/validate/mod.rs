@@ -8,7 +8,7 @@
 use serde_saphyr::Location;
 
 mod probes;
-pub use probes::{DEFAULT_IMAGEFS_PATHS, DEFAULT_NODEFS_PATHS, DEFAULT_SYSCTLS, NO_PROBE_YET};
+pub use probes::{DEFAULT_IMAGEFS_PATHS, DEFAULT_NODEFS_PATHS, DEFAULT_SYSCTLS};
 mod safety;
 mod steps;
 

@@ -14,26 +14,12 @@ use crate::model::{Dur, Problem};
 /// The common timing of `doc` (or the defaults when the problem is not
 /// listed), checked against the rules every probe shares.
 fn timing<D: ProbeDoc>(cx: &mut Ctx, p: Problem, doc: Option<&S<D>>) -> Timing {
-    let mut t = checked_timing(cx, p, doc);
-    if NO_PROBE_YET.contains(&p) {
-        t.enabled = false;
-    }
-    t
-}
-
-fn checked_timing<D: ProbeDoc>(cx: &mut Ctx, p: Problem, doc: Option<&S<D>>) -> Timing {
     let def = default_timing(p);
     let Some(doc) = doc else {
         return def;
     };
     let loc = doc.referenced;
     let d = doc.value.common();
-    if NO_PROBE_YET.contains(&p) && d.enabled == Some(true) {
-        cx.warn(
-            loc,
-            format!("{p} has no probe in this version of nodewarden yet: it is not checked"),
-        );
-    }
     let dur = |v: Option<&S<Dur>>, default: Dur| v.map(|s| s.value).unwrap_or(default);
     let t = Timing {
         enabled: d.enabled.unwrap_or(def.enabled),
@@ -97,17 +83,6 @@ pub(super) fn probes(cx: &mut Ctx, docs: &ProbesDoc) -> Probes {
         api_server: api_server(cx, docs.api_server.as_ref()),
     }
 }
-
-/// Problems with settings and plumbing but no probe in this build yet
-/// (branch drift-host builds the host-side ones, drift-api the API-side
-/// ones; each removes its entries when its probe is in `ProbeSet::new`).
-/// They are disabled here, the one place every consumer asks
-/// (`Probes::timing`), so no NodeCondition, `check` line or finding ever
-/// shows a result nobody measured. A runbook that enables one is told so.
-pub const NO_PROBE_YET: &[Problem] = &[
-    Problem::KubeletCertificateInvalid,
-    Problem::ApiServerUnreachable,
-];
 
 fn api_server(cx: &mut Ctx, doc: Option<&S<ApiServerDoc>>) -> ApiServerProbe {
     ApiServerProbe {
@@ -484,5 +459,19 @@ fn certificate(cx: &mut Ctx, doc: Option<&S<CertificateDoc>>) -> CertificateProb
             .and_then(|c| c.csr_pending_for.as_ref())
             .map(|s| s.value)
             .unwrap_or(Dur::from_secs(600)),
+        csr_interval: match c.and_then(|c| c.csr_interval.as_ref()) {
+            Some(s) if s.value < Dur::from_secs(60) => {
+                cx.err(
+                    at(s),
+                    format!(
+                        "csrInterval {} is less than 1m: every agent of a troubled fleet would list every CSR of the cluster that often",
+                        s.value
+                    ),
+                );
+                s.value
+            }
+            Some(s) => s.value,
+            None => Dur::from_secs(600),
+        },
     }
 }
