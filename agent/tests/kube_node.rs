@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, EvictParams};
 use nodewarden::act::kube::{Kube, KubeError};
+use nodewarden::act::watch::WatchTimes;
 use nodewarden::act::node::{
     CORDON_REASON, CORDONED_AT, CORDONED_BY, CordonOutcome, DesiredCondition, NodeClient,
     NodeConditions, NodeError, UncordonOutcome, node_view,
@@ -482,6 +483,52 @@ async fn events_are_written_on_the_node_in_default() {
         let start = Instant::now();
         sink.emit_best_effort(&Report::normal("Held", "x")).await;
         assert!(start.elapsed() < Duration::from_secs(3));
+    })
+    .await;
+}
+
+/// Timed bookmarks keep a long watch alive: with a server-side timeout far
+/// beyond the silence limit, a quiet but healthy server costs one watch
+/// request and the view stays current; a hung one is seen within the limit.
+#[tokio::test]
+async fn bookmarks_keep_a_long_watch_alive_and_a_hang_is_still_seen() {
+    bounded(async {
+        let api = FakeApi::start().await;
+        api.add_node("n1");
+        api.set_bookmark_every(Duration::from_millis(300));
+        let node = NodeClient::new(kube(&api), "n1");
+        let times = WatchTimes {
+            silence: Duration::from_secs(1),
+            server_timeout: Duration::from_secs(60),
+        };
+        let (mut rx, task) = node.spawn_watch(times);
+        while rx.borrow().view().is_none() {
+            rx.changed().await.expect("watch");
+        }
+        // Three silence limits with no change to the Node: bookmarks only.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!rx.borrow().stale, "a bookmarked quiet watch is not stale");
+        assert_eq!(api.count("watch", "nodes"), 1, "{:?}", api.requests());
+        assert_eq!(api.count("list", "nodes"), 1);
+
+        api.set_mode(Mode::Hang).await;
+        let start = Instant::now();
+        while !rx.borrow().stale {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .expect("a hung server is seen within the silence limit")
+                .expect("watch");
+        }
+        assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+
+        api.set_mode(Mode::Up).await;
+        while rx.borrow().stale {
+            tokio::time::timeout(Duration::from_secs(20), rx.changed())
+                .await
+                .expect("the watch comes back")
+                .expect("watch");
+        }
+        task.abort();
     })
     .await;
 }

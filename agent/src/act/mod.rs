@@ -16,6 +16,7 @@ pub mod slots;
 pub mod testing;
 pub mod timesync;
 pub mod versions;
+pub mod watch;
 
 use std::future::Future;
 
