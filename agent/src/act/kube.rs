@@ -23,6 +23,7 @@ use std::time::Duration;
 use kube::{Client, Config};
 
 use super::ActError;
+use super::seen_date::{DateLayer, SeenDates};
 use crate::model::Dur;
 
 /// Deadline of one API call unless the caller gives another.
@@ -199,6 +200,8 @@ fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub struct Kube {
     client: Client,
     call_timeout: Duration,
+    /// The server's `Date` from every response this client gets.
+    dates: SeenDates,
 }
 
 impl fmt::Debug for Kube {
@@ -287,15 +290,25 @@ impl Kube {
         }
         // No read timeout: it would cut watches. `call` bounds each request instead.
         config.read_timeout = None;
-        let client = Client::try_from(config).map_err(|e| KubeError::Config(source_chain(&e)))?;
+        let dates = SeenDates::default();
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| KubeError::Config(source_chain(&e)))?
+            .with_layer(&DateLayer(dates.clone()))
+            .build();
         Ok(Kube {
             client,
             call_timeout,
+            dates,
         })
     }
 
     /// The underlying client (retry layer off). Calls made on it directly must
     /// be bounded by the caller; prefer [`Kube::call`].
+    /// The latest `Date` the API server sent on any response of this client.
+    pub fn seen_dates(&self) -> &SeenDates {
+        &self.dates
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod kube;
 pub mod node;
 pub mod real;
+pub mod seen_date;
 pub mod slots;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
