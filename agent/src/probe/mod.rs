@@ -23,7 +23,9 @@ pub mod io;
 pub mod kubelet;
 pub mod layout;
 pub mod pleg;
+pub mod pleg_journal;
 pub mod runtime;
+pub mod runtime_procs;
 pub mod systemd;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -309,6 +311,7 @@ impl ProbeSet {
                     journalctl: env.journalctl.clone(),
                     journal_dir: env.journal_dir.clone(),
                     host_root: env.host_root.clone(),
+                    journal: Default::default(),
                 }),
                 settings.pleg.timing,
             ),
