@@ -24,6 +24,7 @@ use kube::{Client, Config};
 
 use super::ActError;
 use super::seen_date::{DateLayer, SeenDates};
+use super::watch::ApiPulse;
 use crate::model::Dur;
 
 /// Deadline of one API call unless the caller gives another.
@@ -202,6 +203,8 @@ pub struct Kube {
     call_timeout: Duration,
     /// The server's `Date` from every response this client gets.
     dates: SeenDates,
+    /// When the server last showed life (responses, watch events).
+    pulse: ApiPulse,
 }
 
 impl fmt::Debug for Kube {
@@ -291,14 +294,19 @@ impl Kube {
         // No read timeout: it would cut watches. `call` bounds each request instead.
         config.read_timeout = None;
         let dates = SeenDates::default();
+        let pulse = ApiPulse::default();
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| KubeError::Config(source_chain(&e)))?
-            .with_layer(&DateLayer(dates.clone()))
+            .with_layer(&DateLayer {
+                seen: dates.clone(),
+                pulse: pulse.clone(),
+            })
             .build();
         Ok(Kube {
             client,
             call_timeout,
             dates,
+            pulse,
         })
     }
 
@@ -307,6 +315,12 @@ impl Kube {
     /// The latest `Date` the API server sent on any response of this client.
     pub fn seen_dates(&self) -> &SeenDates {
         &self.dates
+    }
+
+    /// When the API server last answered or sent a watch event: the watches
+    /// of this client share it ([`super::watch`]).
+    pub fn pulse(&self) -> &ApiPulse {
+        &self.pulse
     }
 
     pub fn client(&self) -> &Client {

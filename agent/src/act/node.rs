@@ -309,8 +309,9 @@ impl NodeClient {
     pub fn spawn_watch(
         &self,
         times: impl Into<super::watch::WatchTimes>,
+        pulse: super::watch::ApiPulse,
     ) -> (watch::Receiver<NodeSnapshot>, tokio::task::JoinHandle<()>) {
-        super::watch::watch_one(self.api.clone(), &self.node, times)
+        super::watch::watch_one(self.api.clone(), &self.node, times, pulse)
     }
 }
 

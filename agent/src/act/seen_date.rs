@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use super::watch::ApiPulse;
 use crate::model::{Dur, Timestamp};
 
 /// One reading of the server's `Date`: the header, the round trip of the
@@ -38,7 +39,7 @@ impl SeenDates {
     pub fn record(&self, r: DateReading) {
         let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let keep_old = held.is_some_and(|h| {
-            r.at.saturating_duration_since(h.at).as_secs() < 1 && h.rtt.std() <= r.rtt.std()
+            r.at.saturating_duration_since(h.at).as_secs() < 1 && h.rtt.std() < r.rtt.std()
         });
         if !keep_old {
             *held = Some(r);
@@ -54,16 +55,21 @@ pub fn parse_http_date(s: &str) -> Option<Timestamp> {
 }
 
 /// A tower layer on the kube client's stack that records each response's
-/// `Date` into [`SeenDates`]. It changes nothing else.
+/// `Date` into [`SeenDates`], and beats the [`ApiPulse`] (an answer is a
+/// sign of life). It changes nothing else.
 #[derive(Debug, Clone)]
-pub struct DateLayer(pub SeenDates);
+pub struct DateLayer {
+    pub seen: SeenDates,
+    pub pulse: ApiPulse,
+}
 
 impl<S> tower_layer::Layer<S> for DateLayer {
     type Service = DateService<S>;
     fn layer(&self, inner: S) -> DateService<S> {
         DateService {
             inner,
-            seen: self.0.clone(),
+            seen: self.seen.clone(),
+            pulse: self.pulse.clone(),
         }
     }
 }
@@ -72,6 +78,7 @@ impl<S> tower_layer::Layer<S> for DateLayer {
 pub struct DateService<S> {
     inner: S,
     seen: SeenDates,
+    pulse: ApiPulse,
 }
 
 type BoxFut<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -94,8 +101,10 @@ where
         let t0 = Instant::now();
         let fut = self.inner.call(req);
         let seen = self.seen.clone();
+        let pulse = self.pulse.clone();
         Box::pin(async move {
             let resp = fut.await?;
+            pulse.beat();
             let at = Instant::now();
             if let Some(date) = resp
                 .headers()

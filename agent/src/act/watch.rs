@@ -1,18 +1,33 @@
 //! A background watch of one named object: its latest state and whether the
-//! stream is alive.
+//! API server behind it is alive.
 //!
-//! The API server sends a BOOKMARK to every watcher that asked for them
-//! (`allowWatchBookmarks`, kube's `WatchParams` default) about once a minute,
-//! and one more 2 s before the watch's `timeoutSeconds` ends it
-//! (`cacheWatcher.nextBookmarkTime`, `defaultBookmarkFrequency = time.Minute`
-//! in k8s.io/apiserver `pkg/storage/cacher/cacher.go` and
-//! `cache_watcher.go`). So a stream that sends nothing at all, not even a
-//! bookmark, for well over a minute is dead, whatever `timeoutSeconds` asked
-//! for: the watch can ask for a long server-side timeout (kube-rs's own
-//! watcher asks for 290 s) and still see a hung server within [`WatchTimes::silence`].
+//! How a long watch stays honest about a hung server:
+//!
+//! - The API server sends a BOOKMARK to every watcher that asked for them
+//!   (`allowWatchBookmarks`, kube's `WatchParams` default) about once a minute,
+//!   and one 2 s before the watch's `timeoutSeconds` ends it
+//!   (`cacheWatcher.nextBookmarkTime`, `defaultBookmarkFrequency = time.Minute`
+//!   in k8s.io/apiserver `pkg/storage/cacher`).
+//! - But only once the resource's watch cache has seen an event newer than
+//!   the watch's own resourceVersion: the cacher "never sends a bookmark event
+//!   if we did not see an event", and a watcher drops a bookmark not newer
+//!   than its start. Checked on a real kube-apiserver v1.28 (docs/benchmarks.md):
+//!   a node watch resumed at the latest resourceVersion got no bookmark for
+//!   minutes while no Node changed (Lease renewals do not count: another
+//!   resource), then one a minute from the first Node change on.
+//! - So one quiet watch proves nothing. The agent's watches share an
+//!   [`ApiPulse`]: every event, bookmark or answered request beats it. The
+//!   node's own Lease is renewed by its kubelet every 10 s, so on a healthy
+//!   node the pulse beats every 10 s whatever the Node does.
+//! - A watch is taken as hung only when the whole pulse has been silent for
+//!   [`WatchTimes::silence`]. Even then it is first reopened at once, without
+//!   marking the view stale: the view goes stale only if the reopen gets no
+//!   answer (a quiet cluster with a dead kubelet costs a reopen per `silence`,
+//!   never a false "API unreachable").
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::kube::jitter;
 
@@ -20,9 +35,9 @@ use super::kube::jitter;
 /// trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchTimes {
-    /// A stream silent (no event, no bookmark) for this long is a hung server:
-    /// the view is marked stale and the watch reopened. Also the deadline of
-    /// the LIST and of opening the watch.
+    /// The API silent (no event or bookmark on any watch sharing the
+    /// [`ApiPulse`]) for this long: the watch is reopened, and marked stale if
+    /// the reopen gets no answer within `silence` (at most 10 s).
     pub silence: Duration,
     /// `timeoutSeconds` asked of the server: each watch request lasts this
     /// long, then is resumed from the last `resourceVersion`.
@@ -31,8 +46,8 @@ pub struct WatchTimes {
 
 impl WatchTimes {
     /// The daemon's watches: 290 s server-side (kube-rs's watcher default), so
-    /// one request per watch per ~5 minutes; dead after 90 s of silence, that
-    /// is 1.5 bookmark periods of the real API server.
+    /// one request per watch per ~5 minutes; suspect after 90 s of silence of
+    /// the whole API (nine missed Lease renewals, 1.5 bookmark periods).
     pub const BOOKMARKED: WatchTimes = WatchTimes {
         silence: Duration::from_secs(90),
         server_timeout: Duration::from_secs(290),
@@ -60,6 +75,50 @@ impl From<Duration> for WatchTimes {
     }
 }
 
+/// When the API server last showed life to any of the watches sharing it.
+#[derive(Debug, Clone)]
+pub struct ApiPulse(Arc<Mutex<Instant>>);
+
+impl Default for ApiPulse {
+    fn default() -> Self {
+        ApiPulse(Arc::new(Mutex::new(Instant::now())))
+    }
+}
+
+impl ApiPulse {
+    pub fn beat(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Time since the last beat.
+    pub fn age(&self) -> Duration {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+    }
+}
+
+/// What a silent stream means. Pure: the ages are arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// Another watch showed life recently: wait this much longer.
+    Wait(Duration),
+    /// The server should have ended this watch long ago: reopen it.
+    Overdue,
+    /// The whole API has been silent for `silence`: reopen, and check.
+    Suspect,
+}
+
+/// Judges a stream that sent nothing for a while. `pulse_age`: since the
+/// API last showed life to any watch; `open_for`: since this watch opened.
+pub fn judge_silence(times: &WatchTimes, pulse_age: Duration, open_for: Duration) -> Silence {
+    if pulse_age >= times.silence {
+        Silence::Suspect
+    } else if open_for >= times.server_timeout + times.silence {
+        Silence::Overdue
+    } else {
+        Silence::Wait((times.silence - pulse_age).max(Duration::from_millis(100)))
+    }
+}
+
 /// The latest state of one watched object.
 #[derive(Debug, Clone)]
 pub struct Watched<K> {
@@ -84,16 +143,16 @@ impl<K> Default for Watched<K> {
 /// One LIST at start (and after a 410 Expired), then WATCH requests resumed
 /// from the last `resourceVersion` (bookmarks keep it current), each ended by
 /// the server after `times.server_timeout`: a quiet object costs one watch
-/// request per `server_timeout` and no LIST. A stream silent for
-/// `times.silence` means a hung API server (kube has no read timeout): the
-/// view is marked `stale` and the watch reopened. While the server cannot be
-/// reached the last object is kept, `stale` is set, and attempts back off
-/// from 0.8 s doubling to 30 s, jittered (no hot loop, no herd when it comes
-/// back).
+/// request per `server_timeout` and no LIST. A silent API (see the module
+/// notes; kube has no read timeout) makes the watch reopen; if that gets no
+/// answer, the view is marked `stale`. While the server cannot be reached
+/// the last object is kept, `stale` is set, and attempts back off from 0.8 s
+/// doubling to 30 s, jittered (no hot loop, no herd when it comes back).
 pub fn watch_one<K>(
     api: kube::Api<K>,
     name: &str,
     times: impl Into<WatchTimes>,
+    pulse: ApiPulse,
 ) -> (
     tokio::sync::watch::Receiver<Watched<K>>,
     tokio::task::JoinHandle<()>,
@@ -106,8 +165,8 @@ where
 
     let (tx, rx) = tokio::sync::watch::channel(Watched::default());
     let sel = format!("metadata.name={name}");
-    let times = times.into();
-    let silence = times.silence;
+    let times: WatchTimes = times.into();
+    let open_deadline = times.silence.min(Duration::from_secs(10));
     let server_timeout = times.timeout_seconds();
     let task = tokio::spawn(async move {
         let mut rv: Option<String> = None;
@@ -127,8 +186,9 @@ where
                 Some(v) => v.clone(),
                 None => {
                     let lp = ListParams::default().fields(&sel);
-                    match tokio::time::timeout(silence, api.list(&lp)).await {
+                    match tokio::time::timeout(open_deadline, api.list(&lp)).await {
                         Ok(Ok(list)) => {
+                            pulse.beat();
                             let v = list.metadata.resource_version.clone().unwrap_or_default();
                             let obj = list.items.into_iter().next();
                             tx.send_modify(|s| {
@@ -151,29 +211,33 @@ where
             };
             // `WatchParams::default()` asks for bookmarks (allowWatchBookmarks=true).
             let wp = WatchParams::default().fields(&sel).timeout(server_timeout);
-            let mut stream = match tokio::time::timeout(silence, api.watch(&wp, &version)).await {
-                Ok(Ok(s)) => s.boxed(),
-                Ok(Err(e)) => {
-                    tracing::debug!(selector = %sel, error = %e, "watch: open failed");
-                    continue;
-                }
-                Err(_) => {
-                    tracing::debug!(selector = %sel, "watch: open got no answer");
-                    continue;
-                }
-            };
+            let mut stream =
+                match tokio::time::timeout(open_deadline, api.watch(&wp, &version)).await {
+                    Ok(Ok(s)) => s.boxed(),
+                    Ok(Err(e)) => {
+                        tracing::debug!(selector = %sel, error = %e, "watch: open failed");
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::debug!(selector = %sel, "watch: open got no answer");
+                        continue;
+                    }
+                };
             // The server answered: the view is current.
-            tx.send_modify(|s| s.stale = false);
+            pulse.beat();
+            tx.send_if_modified(|s| std::mem::replace(&mut s.stale, false));
+            let opened = Instant::now();
+            let mut wait = times.silence;
             loop {
-                match tokio::time::timeout(silence, stream.next()).await {
+                match tokio::time::timeout(wait, stream.next()).await {
                     Ok(Some(Ok(ev))) => {
+                        pulse.beat();
+                        wait = times.silence;
                         let (obj, gone) = match ev {
                             WatchEvent::Added(o) | WatchEvent::Modified(o) => (Some(o), false),
                             WatchEvent::Deleted(o) => (Some(o), true),
                             WatchEvent::Bookmark(b) => {
                                 rv = Some(b.metadata.resource_version);
-                                // A bookmark is a sign of life: the view is current.
-                                tx.send_if_modified(|s| std::mem::replace(&mut s.stale, false));
                                 continue;
                             }
                             WatchEvent::Error(e) => {
@@ -205,10 +269,19 @@ where
                         tracing::debug!(selector = %sel, error = %e, "watch: stream failed");
                         break;
                     }
-                    Err(_) => {
-                        tracing::warn!(selector = %sel, silence_s = silence.as_secs(), "watch: no event or bookmark within the silence limit; the API server is taken as hung, reopening");
-                        break;
-                    }
+                    Err(_) => match judge_silence(&times, pulse.age(), opened.elapsed()) {
+                        Silence::Wait(w) => wait = w,
+                        Silence::Overdue => {
+                            tracing::debug!(selector = %sel, "watch: the server did not end the watch at its timeout; reopening");
+                            failed = false;
+                            break;
+                        }
+                        Silence::Suspect => {
+                            tracing::info!(selector = %sel, silence_s = times.silence.as_secs(), "watch: the API server sent nothing to any watch within the silence limit; reopening to check it answers");
+                            failed = false;
+                            break;
+                        }
+                    },
                 }
             }
         }
@@ -222,6 +295,20 @@ const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiet_watch_waits_while_the_api_shows_life_elsewhere() {
+        let t = WatchTimes::BOOKMARKED;
+        let s = Duration::from_secs;
+        // the Lease watch beat 5 s ago: wait until the pulse itself is 90 s old
+        assert_eq!(judge_silence(&t, s(5), s(90)), Silence::Wait(s(85)));
+        assert_eq!(judge_silence(&t, s(90), s(90)), Silence::Suspect);
+        assert_eq!(judge_silence(&t, s(5), s(380)), Silence::Overdue);
+        assert_eq!(
+            judge_silence(&t, s(90) - Duration::from_millis(1), s(10)),
+            Silence::Wait(Duration::from_millis(100))
+        );
+    }
 
     #[test]
     fn the_daemon_watch_outlives_a_bookmark_period() {

@@ -609,7 +609,10 @@ impl WatchSpec {
     /// now, or 2 s before the watch's deadline if that comes first.
     fn next_bookmark_after(&self, now: Instant) -> Instant {
         let heartbeat = now + self.bookmark_every;
-        let pretimeout = self.deadline.checked_sub(Duration::from_secs(2)).unwrap_or(now);
+        let pretimeout = self
+            .deadline
+            .checked_sub(Duration::from_secs(2))
+            .unwrap_or(now);
         heartbeat.min(pretimeout).max(now)
     }
 
@@ -662,8 +665,9 @@ impl WatchSpec {
 
 fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
     let rx = inner.changes.clone();
-    let stream =
-        futures::stream::unfold((inner, spec, rx), |(inner, mut spec, mut rx)| async move {
+    let stream = futures::stream::unfold(
+        (inner, spec, rx),
+        |(inner, mut spec, mut rx)| async move {
             loop {
                 if !spec.pending.is_empty() {
                     let ev = spec.pending.remove(0);
@@ -717,7 +721,8 @@ fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
                     }
                 }
             }
-        });
+        },
+    );
     BodyExt::boxed(StreamBody::new(
         stream.map(|b| Ok::<_, Infallible>(Frame::data(b))),
     ))
