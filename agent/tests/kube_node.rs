@@ -500,6 +500,7 @@ async fn bookmarks_keep_a_long_watch_alive_and_a_hang_is_still_seen() {
         let times = WatchTimes {
             silence: Duration::from_secs(1),
             server_timeout: Duration::from_secs(60),
+            spread: false,
         };
         let (mut rx, task) = node.spawn_watch(times, Default::default());
         while rx.borrow().view().is_none() {
@@ -551,6 +552,7 @@ async fn a_quiet_watch_is_checked_by_a_reopen_never_marked_stale() {
         let times = WatchTimes {
             silence: Duration::from_secs(1),
             server_timeout: Duration::from_secs(60),
+            spread: false,
         };
         let pulse = nodewarden::act::watch::ApiPulse::default();
         let (mut rx, task) = node.spawn_watch(times, pulse.clone());

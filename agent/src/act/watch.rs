@@ -42,15 +42,21 @@ pub struct WatchTimes {
     /// `timeoutSeconds` asked of the server: each watch request lasts this
     /// long, then is resumed from the last `resourceVersion`.
     pub server_timeout: Duration,
+    /// Ask for `server_timeout` × a random factor in [1, 2) instead, as
+    /// client-go's reflector does (`minWatchTimeout` 5 min × (1 + rand)):
+    /// agents that reconnected together (after an outage) do not stay in step.
+    pub spread: bool,
 }
 
 impl WatchTimes {
-    /// The daemon's watches: 290 s server-side (kube-rs's watcher default), so
-    /// one request per watch per ~5 minutes; suspect after 90 s of silence of
-    /// the whole API (nine missed Lease renewals, 1.5 bookmark periods).
-    pub const BOOKMARKED: WatchTimes = WatchTimes {
+    /// The daemon's watches: 5 to 10 minutes server-side (client-go's
+    /// reflector; kube-rs's watcher asks for 290 s), so about 0.27 watch
+    /// requests per watch per minute; suspect after 90 s of silence of the
+    /// whole API (nine missed Lease renewals, 1.5 bookmark periods).
+    pub const LONG: WatchTimes = WatchTimes {
         silence: Duration::from_secs(90),
-        server_timeout: Duration::from_secs(290),
+        server_timeout: Duration::from_secs(300),
+        spread: true,
     };
 
     /// For a server that may send no bookmark between events (no periodic
@@ -60,11 +66,18 @@ impl WatchTimes {
         WatchTimes {
             silence,
             server_timeout: silence * 5 / 6,
+            spread: false,
         }
     }
 
+    /// The `timeoutSeconds` of one request.
     fn timeout_seconds(&self) -> u32 {
-        self.server_timeout.as_secs().clamp(1, 3600) as u32
+        let t = if self.spread {
+            jitter(self.server_timeout, 1.0, 2.0)
+        } else {
+            self.server_timeout
+        };
+        t.as_secs().clamp(1, 3600) as u32
     }
 }
 
@@ -108,11 +121,17 @@ pub enum Silence {
 }
 
 /// Judges a stream that sent nothing for a while. `pulse_age`: since the
-/// API last showed life to any watch; `open_for`: since this watch opened.
-pub fn judge_silence(times: &WatchTimes, pulse_age: Duration, open_for: Duration) -> Silence {
+/// API last showed life to any watch; `open_for`: since this watch opened,
+/// asking the server to end it after `asked`.
+pub fn judge_silence(
+    times: &WatchTimes,
+    pulse_age: Duration,
+    open_for: Duration,
+    asked: Duration,
+) -> Silence {
     if pulse_age >= times.silence {
         Silence::Suspect
-    } else if open_for >= times.server_timeout + times.silence {
+    } else if open_for >= asked + times.silence {
         Silence::Overdue
     } else {
         Silence::Wait((times.silence - pulse_age).max(Duration::from_millis(100)))
@@ -167,7 +186,6 @@ where
     let sel = format!("metadata.name={name}");
     let times: WatchTimes = times.into();
     let open_deadline = times.silence.min(Duration::from_secs(10));
-    let server_timeout = times.timeout_seconds();
     let task = tokio::spawn(async move {
         let mut rv: Option<String> = None;
         let mut backoff = WATCH_BACKOFF_MIN;
@@ -210,6 +228,8 @@ where
                 }
             };
             // `WatchParams::default()` asks for bookmarks (allowWatchBookmarks=true).
+            let server_timeout = times.timeout_seconds();
+            let asked = Duration::from_secs(u64::from(server_timeout));
             let wp = WatchParams::default().fields(&sel).timeout(server_timeout);
             let mut stream =
                 match tokio::time::timeout(open_deadline, api.watch(&wp, &version)).await {
@@ -266,10 +286,14 @@ where
                         break;
                     }
                     Ok(Some(Err(e))) => {
+                        // A long stream cut (a proxy's idle timeout, a restarted
+                        // server) is reopened at once, stale only if that fails;
+                        // one cut soon after opening backs off.
                         tracing::debug!(selector = %sel, error = %e, "watch: stream failed");
+                        failed = opened.elapsed() < Duration::from_secs(10);
                         break;
                     }
-                    Err(_) => match judge_silence(&times, pulse.age(), opened.elapsed()) {
+                    Err(_) => match judge_silence(&times, pulse.age(), opened.elapsed(), asked) {
                         Silence::Wait(w) => wait = w,
                         Silence::Overdue => {
                             tracing::debug!(selector = %sel, "watch: the server did not end the watch at its timeout; reopening");
@@ -298,26 +322,29 @@ mod tests {
 
     #[test]
     fn a_quiet_watch_waits_while_the_api_shows_life_elsewhere() {
-        let t = WatchTimes::BOOKMARKED;
+        let t = WatchTimes::LONG;
         let s = Duration::from_secs;
+        let asked = s(400);
         // the Lease watch beat 5 s ago: wait until the pulse itself is 90 s old
-        assert_eq!(judge_silence(&t, s(5), s(90)), Silence::Wait(s(85)));
-        assert_eq!(judge_silence(&t, s(90), s(90)), Silence::Suspect);
-        assert_eq!(judge_silence(&t, s(5), s(380)), Silence::Overdue);
+        assert_eq!(judge_silence(&t, s(5), s(90), asked), Silence::Wait(s(85)));
+        assert_eq!(judge_silence(&t, s(90), s(90), asked), Silence::Suspect);
+        assert_eq!(judge_silence(&t, s(5), s(489), asked), Silence::Wait(s(85)));
+        assert_eq!(judge_silence(&t, s(5), s(490), asked), Silence::Overdue);
         assert_eq!(
-            judge_silence(&t, s(90) - Duration::from_millis(1), s(10)),
+            judge_silence(&t, s(90) - Duration::from_millis(1), s(10), asked),
             Silence::Wait(Duration::from_millis(100))
         );
     }
 
     #[test]
-    fn the_daemon_watch_outlives_a_bookmark_period() {
-        // A healthy real server sends a bookmark every minute: the silence
-        // limit must leave room for one late bookmark, and the server-side
-        // timeout is kube-rs's 290 s.
-        let t = WatchTimes::BOOKMARKED;
+    fn the_daemon_watch_asks_for_five_to_ten_minutes() {
+        // The silence limit leaves room for a late bookmark and several
+        // missed Lease renewals; each request asks for 300 to 600 s.
+        let t = WatchTimes::LONG;
         assert!(t.silence > Duration::from_secs(60) + Duration::from_secs(20));
-        assert_eq!(t.timeout_seconds(), 290);
+        for _ in 0..50 {
+            assert!((300..600).contains(&t.timeout_seconds()));
+        }
         let short = WatchTimes::without_bookmarks(Duration::from_secs(60));
         assert_eq!(short.timeout_seconds(), 50);
         assert_eq!(

@@ -271,12 +271,12 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
         None => ApiSources::not_configured(no_api_reason.clone()),
         Some(k) => {
             let node = NodeClient::new(k.clone(), cfg.node_name.clone());
-            let (rx, watch_task) = node.spawn_watch(WatchTimes::BOOKMARKED, k.pulse().clone());
+            let (rx, watch_task) = node.spawn_watch(WatchTimes::LONG, k.pulse().clone());
             tasks.push(watch_task);
             let (lease_rx, lease_task) = watch_one(
                 Api::<Lease>::namespaced(k.client().clone(), "kube-node-lease"),
                 &cfg.node_name,
-                WatchTimes::BOOKMARKED,
+                WatchTimes::LONG,
                 k.pulse().clone(),
             );
             tasks.push(lease_task);

@@ -77,15 +77,16 @@ impl ReadyConditionSource for WatchedReady {
 /// Between readings the server's time is the last `Date` plus the monotonic
 /// time since, so a local clock that jumps is still seen at once (the
 /// monotonic clock does not jump with it). A reading is used for
-/// [`DATE_REFRESH`] at most; the two watches resume every 290 s, so while the
-/// API answers, no request is made for the clock. While the clocks disagree
+/// [`DATE_REFRESH`] at most: longer than the NodeCondition heartbeat (a
+/// `nodes/status` PATCH every 5 min), and the watches resume every 5 to 10
+/// min, so while the API answers no request is made for the clock. While the clocks disagree
 /// by more than the reading's own error, every probe asks the server again.
 pub struct ApiDate {
     kube: Kube,
 }
 
 /// How long one `Date` reading is extrapolated.
-pub const DATE_REFRESH: Duration = Duration::from_secs(300);
+pub const DATE_REFRESH: Duration = Duration::from_secs(360);
 
 impl ApiDate {
     pub fn new(kube: Kube) -> Self {
