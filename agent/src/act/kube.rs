@@ -358,6 +358,19 @@ impl Kube {
     }
 }
 
+pub use super::watch::{WatchTimes, Watched, watch_one};
+
+/// `d` scaled by a random factor in `[lo, hi)`, so that agents that started
+/// waiting together (an API outage, a correlated failure) do not ask together.
+/// The one jitter of the crate.
+pub fn jitter(d: Duration, lo: f64, hi: f64) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    d.mul_f64(lo + (hi - lo) * (r % 10_000) as f64 / 10_000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,17 +418,4 @@ mod tests {
             }
         }
     }
-}
-
-pub use super::watch::{WatchTimes, Watched, watch_one};
-
-/// `d` scaled by a random factor in `[lo, hi)`, so that agents that started
-/// waiting together (an API outage, a correlated failure) do not ask together.
-/// The one jitter of the crate.
-pub fn jitter(d: Duration, lo: f64, hi: f64) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    d.mul_f64(lo + (hi - lo) * (r % 10_000) as f64 / 10_000.0)
 }
