@@ -36,6 +36,7 @@ async fn refused_hung_and_erroring_servers() {
         Api::<Node>::all(kube.client().clone()),
         "n1",
         Duration::from_secs(2),
+        nodewarden::act::watch::ApiPulse::default(),
     );
 
     until(&rx, Verdict::Healthy, "up").await;

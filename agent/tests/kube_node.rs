@@ -11,6 +11,7 @@ use nodewarden::act::node::{
     CORDON_REASON, CORDONED_AT, CORDONED_BY, CordonOutcome, DesiredCondition, NodeClient,
     NodeConditions, NodeError, UncordonOutcome, node_view,
 };
+use nodewarden::act::watch::WatchTimes;
 use nodewarden::act::{ActError, Clock, Report};
 use nodewarden::model::Timestamp;
 use nodewarden::report::EventSink;
@@ -486,6 +487,95 @@ async fn events_are_written_on_the_node_in_default() {
     .await;
 }
 
+/// Timed bookmarks keep a long watch alive: with a server-side timeout far
+/// beyond the silence limit, a quiet but healthy server costs one watch
+/// request and the view stays current; a hung one is seen within the limit.
+#[tokio::test]
+async fn bookmarks_keep_a_long_watch_alive_and_a_hang_is_still_seen() {
+    bounded(async {
+        let api = FakeApi::start().await;
+        api.add_node("n1");
+        api.set_bookmark_every(Duration::from_millis(300));
+        let node = NodeClient::new(kube(&api), "n1");
+        let times = WatchTimes {
+            silence: Duration::from_secs(1),
+            server_timeout: Duration::from_secs(60),
+            spread: false,
+        };
+        let (mut rx, task) = node.spawn_watch(times, Default::default());
+        while rx.borrow().view().is_none() {
+            rx.changed().await.expect("watch");
+        }
+        // Three silence limits with no change to the Node: bookmarks only.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!rx.borrow().stale, "a bookmarked quiet watch is not stale");
+        assert_eq!(api.count("watch", "nodes"), 1, "{:?}", api.requests());
+        assert_eq!(api.count("list", "nodes"), 1);
+
+        api.set_mode(Mode::Hang).await;
+        let start = Instant::now();
+        while !rx.borrow().stale {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .expect("a hung server is seen within the silence limit")
+                .expect("watch");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+
+        api.set_mode(Mode::Up).await;
+        while rx.borrow().stale {
+            tokio::time::timeout(Duration::from_secs(20), rx.changed())
+                .await
+                .expect("the watch comes back")
+                .expect("watch");
+        }
+        task.abort();
+    })
+    .await;
+}
+
+/// A real API server sends no bookmark to a watch while its resource does not
+/// change (docs/benchmarks.md): a quiet watch stays open while the API shows
+/// life elsewhere (the shared pulse: the Lease watch), and when the whole API
+/// is quiet it is reopened to check, without ever being marked stale.
+#[tokio::test]
+async fn a_quiet_watch_is_checked_by_a_reopen_never_marked_stale() {
+    bounded(async {
+        let api = FakeApi::start().await;
+        api.add_node("n1");
+        api.set_bookmark_every(Duration::from_secs(3600));
+        let node = NodeClient::new(kube(&api), "n1");
+        let times = WatchTimes {
+            silence: Duration::from_secs(1),
+            server_timeout: Duration::from_secs(60),
+            spread: false,
+        };
+        let pulse = nodewarden::act::watch::ApiPulse::default();
+        let (mut rx, task) = node.spawn_watch(times, pulse.clone());
+        while rx.borrow().view().is_none() {
+            rx.changed().await.expect("watch");
+        }
+        // Another watch beats the pulse: this one stays open, quiet.
+        for _ in 0..10 {
+            pulse.beat();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(api.count("watch", "nodes"), 1, "{:?}", api.requests());
+        // Nothing anywhere: reopened about once per silence, still current.
+        tokio::time::sleep(Duration::from_millis(2600)).await;
+        let n = api.count("watch", "nodes");
+        assert!((2..=4).contains(&n), "{n} watches");
+        assert!(!rx.borrow().stale);
+        assert_eq!(api.count("list", "nodes"), 1, "resumed, never listed again");
+        task.abort();
+    })
+    .await;
+}
+
 /// The background watch of this one Node feeds `Views::cluster()` without API calls.
 #[tokio::test]
 async fn node_watch_follows_the_cordon() {
@@ -494,7 +584,7 @@ async fn node_watch_follows_the_cordon() {
         api.add_node("n1");
         api.add_node("n2");
         let node = NodeClient::new(kube(&api), "n1");
-        let (mut rx, task) = node.spawn_watch(Duration::from_secs(10));
+        let (mut rx, task) = node.spawn_watch(Duration::from_secs(10), Default::default());
         let seen = |rx: &tokio::sync::watch::Receiver<nodewarden::act::node::NodeSnapshot>| {
             rx.borrow().view()
         };

@@ -559,6 +559,7 @@ fn pleg_check(journalctl: &Path, sd: FakeSystemd, api: FixedApi) -> PlegCheck {
         journalctl: journalctl.into(),
         journal_dir: None,
         host_root: None,
+        journal: Default::default(),
     }
 }
 
@@ -652,6 +653,63 @@ async fn pleg_from_the_kubelet_journal_in_both_formats() {
     let p = pleg_check(&jc2, sd(), FixedApi::default());
     let o = run_probe(&p, p.settings.timing.timeout, now).await;
     assert_eq!(o.verdict, Verdict::Healthy, "{o:?}");
+}
+
+/// The journal is read incrementally (after the last cursor), and only every
+/// `JOURNAL_EVERY` while the Ready condition is readable and says nothing of PLEG.
+#[tokio::test]
+async fn pleg_reads_the_journal_incrementally_and_rarely_while_ready_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Timestamp::now();
+    let mut line: serde_json::Value = serde_json::from_str(&journal_line(
+        Dur::from_secs(5).before(now),
+        "E0312 kubelet.go:2408] \"Skipping pod synchronization\" err=\"PLEG is not healthy: pleg was last seen active 3m5s ago; threshold is 3m0s\"",
+    ))
+    .unwrap();
+    line["__CURSOR"] = "s=1;i=2;b=3".into();
+    let fixture = write(dir.path(), "journal.json", &format!("{line}\n"));
+    let args = dir.path().join("args");
+    let jc = script(
+        dir.path(),
+        "journalctl",
+        // as journalctl: nothing was logged after the cursor
+        &format!(
+            "echo \"$@\" >> {}\ncase \"$*\" in *--after-cursor*) exit 0;; esac\ncat {}",
+            args.display(),
+            fixture.display()
+        ),
+    );
+    let quiet = FixedApi {
+        ready: Some("kubelet is posting ready status".into()),
+        ..Default::default()
+    };
+    let sd = FakeSystemd::new().with_active("kubelet.service", ago(3600), Some(1));
+    let p = pleg_check(&jc, sd, quiet);
+    let o = run_probe(&p, p.settings.timing.timeout, now).await;
+    assert_eq!(o.verdict, Verdict::Failing, "{o:?}");
+    // The next round: the Ready condition is quiet, the journal was just
+    // read: no child, and the stall read before still counts.
+    let o = run_probe(&p, p.settings.timing.timeout, now).await;
+    assert_eq!(o.verdict, Verdict::Failing, "{o:?}");
+    assert!(
+        o.evidence["journalRead"].contains("not read this round"),
+        "{o:?}"
+    );
+    let calls = std::fs::read_to_string(&args).unwrap();
+    assert_eq!(calls.lines().count(), 1, "{calls}");
+    assert!(calls.contains("--since @"), "{calls}");
+    // Without the Ready condition, every round reads, after the cursor.
+    let p = PlegCheck {
+        ready: ApiSources::not_configured("no cluster access").ready,
+        ..p
+    };
+    let o = run_probe(&p, p.settings.timing.timeout, now).await;
+    assert_eq!(o.verdict, Verdict::Failing, "{o:?}");
+    assert!(o.evidence["journal"].starts_with("1 PLEG reports"), "{o:?}");
+    let calls = std::fs::read_to_string(&args).unwrap();
+    let last = calls.lines().last().unwrap_or_default();
+    assert!(last.contains("--after-cursor s=1;i=2;b=3"), "{calls}");
+    assert!(!last.contains("--since"), "{calls}");
 }
 
 #[tokio::test]

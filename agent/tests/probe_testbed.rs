@@ -183,6 +183,7 @@ async fn probes_against_a_real_systemd() {
         journalctl: "journalctl".into(),
         journal_dir: Some(root.join("var/log/journal")),
         host_root: None,
+        journal: Default::default(),
     };
     // the same through --host-root, as a DaemonSet pod sees the node: the testbed's own
     // journalctl, run chrooted into the testbed's root (fork → chroot → exec), on its
@@ -196,6 +197,7 @@ async fn probes_against_a_real_systemd() {
         journalctl: "journalctl".into(),
         journal_dir: None,
         host_root: on_host.host_root.clone(),
+        journal: Default::default(),
     };
     let ch = SystemdCheck {
         settings: probes.systemd.clone(),

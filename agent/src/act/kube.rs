@@ -23,6 +23,8 @@ use std::time::Duration;
 use kube::{Client, Config};
 
 use super::ActError;
+use super::seen_date::{DateLayer, SeenDates};
+use super::watch::ApiPulse;
 use crate::model::Dur;
 
 /// Deadline of one API call unless the caller gives another.
@@ -199,6 +201,10 @@ fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub struct Kube {
     client: Client,
     call_timeout: Duration,
+    /// The server's `Date` from every response this client gets.
+    dates: SeenDates,
+    /// When the server last showed life (responses, watch events).
+    pulse: ApiPulse,
 }
 
 impl fmt::Debug for Kube {
@@ -287,15 +293,36 @@ impl Kube {
         }
         // No read timeout: it would cut watches. `call` bounds each request instead.
         config.read_timeout = None;
-        let client = Client::try_from(config).map_err(|e| KubeError::Config(source_chain(&e)))?;
+        let dates = SeenDates::default();
+        let pulse = ApiPulse::default();
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| KubeError::Config(source_chain(&e)))?
+            .with_layer(&DateLayer {
+                seen: dates.clone(),
+                pulse: pulse.clone(),
+            })
+            .build();
         Ok(Kube {
             client,
             call_timeout,
+            dates,
+            pulse,
         })
     }
 
     /// The underlying client (retry layer off). Calls made on it directly must
     /// be bounded by the caller; prefer [`Kube::call`].
+    /// The latest `Date` the API server sent on any response of this client.
+    pub fn seen_dates(&self) -> &SeenDates {
+        &self.dates
+    }
+
+    /// When the API server last answered or sent a watch event: the watches
+    /// of this client share it ([`super::watch`]).
+    pub fn pulse(&self) -> &ApiPulse {
+        &self.pulse
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -329,6 +356,19 @@ impl Kube {
             }),
         }
     }
+}
+
+pub use super::watch::{WatchTimes, Watched, watch_one};
+
+/// `d` scaled by a random factor in `[lo, hi)`, so that agents that started
+/// waiting together (an API outage, a correlated failure) do not ask together.
+/// The one jitter of the crate.
+pub fn jitter(d: Duration, lo: f64, hi: f64) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    d.mul_f64(lo + (hi - lo) * (r % 10_000) as f64 / 10_000.0)
 }
 
 #[cfg(test)]
@@ -378,206 +418,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The latest state of one watched object.
-#[derive(Debug, Clone)]
-pub struct Watched<K> {
-    /// `None` until first seen, or after deletion.
-    pub obj: Option<K>,
-    /// The watch is failing or silent; `obj` is the last one seen.
-    pub stale: bool,
-    /// Why the watch last failed, cleared when the server answers again: no answer
-    /// ([`KubeError::is_unreachable`]) or an error status. The reachability probe reads it
-    /// (`probe/apireach.rs`): the watches are the agent's standing line to the API server.
-    pub failure: Option<KubeError>,
-    /// When the server last answered this watch (monotonic).
-    pub answered: Option<tokio::time::Instant>,
-}
-
-impl<K> Default for Watched<K> {
-    fn default() -> Self {
-        Watched {
-            obj: None,
-            stale: false,
-            failure: None,
-            answered: None,
-        }
-    }
-}
-
-impl<K> Watched<K> {
-    /// The server answered: the view is current.
-    fn current(&mut self) {
-        self.stale = false;
-        self.failure = None;
-        self.answered = Some(tokio::time::Instant::now());
-    }
-}
-
-/// Watches the one object `name` of `api` (a `metadata.name` field selector:
-/// the server sends nothing about other objects) in the background.
-///
-/// One LIST at start (and after a 410 Expired), then WATCH requests resumed
-/// from the last `resourceVersion` (bookmarks keep it current), each ended by
-/// the server after `timeoutSeconds` ≈ 5/6 of `liveness`: a quiet object
-/// costs one watch request per ~`liveness` and no LIST. A stream silent for
-/// `liveness` means a hung API server (kube has no read timeout): the view is
-/// marked `stale` and the watch reopened. While the server cannot be reached
-/// the last object is kept, `stale` is set, and attempts back off from 0.8 s
-/// doubling to 30 s, jittered (no hot loop, no herd when it comes back).
-pub fn watch_one<K>(
-    api: kube::Api<K>,
-    name: &str,
-    liveness: Duration,
-) -> (
-    tokio::sync::watch::Receiver<Watched<K>>,
-    tokio::task::JoinHandle<()>,
-)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug + Send + Sync + 'static,
-{
-    use futures::StreamExt;
-    use kube::api::{ListParams, WatchEvent, WatchParams};
-
-    let (tx, rx) = tokio::sync::watch::channel(Watched::default());
-    let sel = format!("metadata.name={name}");
-    let server_timeout = (liveness.as_secs() * 5 / 6).clamp(1, 290) as u32;
-    let task = tokio::spawn(async move {
-        let mut rv: Option<String> = None;
-        let mut backoff = WATCH_BACKOFF_MIN;
-        let mut failed = false;
-        let fail = |e: KubeError| tx.send_modify(|s| s.failure = Some(e));
-        loop {
-            if tx.is_closed() {
-                return;
-            }
-            if failed {
-                tx.send_modify(|s| s.stale = true);
-                tokio::time::sleep(jitter(backoff, 0.5, 1.0)).await;
-                backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
-            }
-            failed = true;
-            let version = match &rv {
-                Some(v) => v.clone(),
-                None => {
-                    let lp = ListParams::default().fields(&sel);
-                    match tokio::time::timeout(liveness, api.list(&lp)).await {
-                        Ok(Ok(list)) => {
-                            let v = list.metadata.resource_version.clone().unwrap_or_default();
-                            let obj = list.items.into_iter().next();
-                            tx.send_modify(|s| {
-                                s.obj = obj;
-                                s.current();
-                            });
-                            rv = Some(v.clone());
-                            v
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!("list {sel}: {e}");
-                            fail(KubeError::from_kube(format!("list {sel}"), e));
-                            continue;
-                        }
-                        Err(_) => {
-                            fail(KubeError::Timeout {
-                                what: format!("list {sel}"),
-                                after: liveness,
-                            });
-                            continue;
-                        }
-                    }
-                }
-            };
-            let wp = WatchParams::default().fields(&sel).timeout(server_timeout);
-            let mut stream = match tokio::time::timeout(liveness, api.watch(&wp, &version)).await {
-                Ok(Ok(s)) => s.boxed(),
-                Ok(Err(e)) => {
-                    tracing::debug!("watch {sel}: {e}");
-                    fail(KubeError::from_kube(format!("watch {sel}"), e));
-                    continue;
-                }
-                Err(_) => {
-                    fail(KubeError::Timeout {
-                        what: format!("watch {sel}"),
-                        after: liveness,
-                    });
-                    continue;
-                }
-            };
-            // The server answered: the view is current.
-            tx.send_modify(|s| s.current());
-            loop {
-                match tokio::time::timeout(liveness, stream.next()).await {
-                    Ok(Some(Ok(ev))) => {
-                        let (obj, gone) = match ev {
-                            WatchEvent::Added(o) | WatchEvent::Modified(o) => (Some(o), false),
-                            WatchEvent::Deleted(o) => (Some(o), true),
-                            WatchEvent::Bookmark(b) => {
-                                rv = Some(b.metadata.resource_version);
-                                continue;
-                            }
-                            WatchEvent::Error(e) => {
-                                tracing::debug!("watch {sel}: {} {}", e.code, e.message);
-                                if e.code == 410 {
-                                    rv = None; // expired: list again
-                                    failed = false;
-                                } else {
-                                    fail(KubeError::Api {
-                                        what: format!("watch {sel}"),
-                                        code: e.code,
-                                        reason: e.reason.clone(),
-                                        message: e.message.clone(),
-                                    });
-                                }
-                                break;
-                            }
-                        };
-                        if let Some(o) = obj {
-                            if let Some(v) = o.meta().resource_version.clone() {
-                                rv = Some(v);
-                            }
-                            tx.send_modify(|s| {
-                                s.obj = if gone { None } else { Some(o) };
-                                s.current();
-                            });
-                        }
-                    }
-                    // The server ended the watch (timeoutSeconds): resume at once.
-                    Ok(None) => {
-                        backoff = WATCH_BACKOFF_MIN;
-                        failed = false;
-                        break;
-                    }
-                    Ok(Some(Err(e))) => {
-                        tracing::debug!("watch {sel}: {e}");
-                        fail(KubeError::from_kube(format!("watch {sel}"), e));
-                        break;
-                    }
-                    // Silent past `liveness`: a hung server.
-                    Err(_) => {
-                        fail(KubeError::Timeout {
-                            what: format!("watch {sel} (silent)"),
-                            after: liveness,
-                        });
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    (rx, task)
-}
-
-const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(800);
-const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-/// `d` scaled by a random factor in `[lo, hi)`, so that agents that started
-/// waiting together (an API outage, a correlated failure) do not ask together.
-/// The one jitter of the crate.
-pub fn jitter(d: Duration, lo: f64, hi: f64) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    d.mul_f64(lo + (hi - lo) * (r % 10_000) as f64 / 10_000.0)
 }

@@ -12,11 +12,13 @@ pub mod fleet;
 pub mod kube;
 pub mod node;
 pub mod real;
+pub mod seen_date;
 pub mod slots;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod timesync;
 pub mod versions;
+pub mod watch;
 
 use std::future::Future;
 

@@ -305,12 +305,13 @@ impl NodeClient {
     }
 
     /// Watches this one Node (`metadata.name=NODE`) in the background and
-    /// publishes the latest object; see [`super::kube::watch_one`].
+    /// publishes the latest object; see [`super::watch::watch_one`].
     pub fn spawn_watch(
         &self,
-        liveness: Duration,
+        times: impl Into<super::watch::WatchTimes>,
+        pulse: super::watch::ApiPulse,
     ) -> (watch::Receiver<NodeSnapshot>, tokio::task::JoinHandle<()>) {
-        super::kube::watch_one(self.api.clone(), &self.node, liveness)
+        super::watch::watch_one(self.api.clone(), &self.node, times, pulse)
     }
 }
 

@@ -35,7 +35,7 @@ use crate::act::api_side::{ApiSide, Connected};
 use crate::act::csr::CsrLister;
 use crate::act::drain::Drainer;
 use crate::act::fleet::FleetCounter;
-use crate::act::kube::{Kube, KubeError, KubeOptions, watch_one};
+use crate::act::kube::{Kube, KubeError, KubeOptions, WatchTimes, watch_one};
 use crate::act::node::{NodeClient, NodeConditions};
 use crate::act::real::RealActuators;
 use crate::act::slots::{SlotConfig, Slots};
@@ -272,12 +272,13 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
         None => ApiSources::not_configured(no_api_reason.clone()),
         Some(k) => {
             let node = NodeClient::new(k.clone(), cfg.node_name.clone());
-            let (rx, watch_task) = node.spawn_watch(Duration::from_secs(60));
+            let (rx, watch_task) = node.spawn_watch(WatchTimes::LONG, k.pulse().clone());
             tasks.push(watch_task);
             let (lease_rx, lease_task) = watch_one(
                 Api::<Lease>::namespaced(k.client().clone(), "kube-node-lease"),
                 &cfg.node_name,
-                Duration::from_secs(60),
+                WatchTimes::LONG,
+                k.pulse().clone(),
             );
             tasks.push(lease_task);
             let slots = Slots::new(k.clone(), slot_config(&rb, &cfg));

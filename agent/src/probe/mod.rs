@@ -29,7 +29,9 @@ pub mod kubelet;
 pub mod kubelet_invocation;
 pub mod layout;
 pub mod pleg;
+pub mod pleg_journal;
 pub mod runtime;
+pub mod runtime_procs;
 pub mod swap;
 pub mod sysctl;
 pub mod systemd;
@@ -325,6 +327,7 @@ impl ProbeSet {
                     journalctl: env.journalctl.clone(),
                     journal_dir: env.journal_dir.clone(),
                     host_root: env.host_root.clone(),
+                    journal: Default::default(),
                 }),
                 settings.pleg.timing,
             ),

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::health::{Observation, Verdict};
 use crate::host::systemd::{Systemd, SystemdError};
@@ -21,6 +21,7 @@ use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::PlegProbe as Settings;
 
 use super::io;
+use super::pleg_journal::{JOURNAL_EVERY, JournalMemory, cursor_of, journal_due};
 use super::{ApiFuture, Probe, ProbeFuture, budget, elapsed_since};
 
 /// The node's Ready condition message, as the API server has it. The lead implements this
@@ -133,7 +134,13 @@ pub struct JournalScan {
     pub latest: Option<Timestamp>,
     /// Entries before this are ignored (`--since` has whole-second resolution).
     pub since: Option<Timestamp>,
+    /// Every report fed, with its time (at most [`MAX_FOUND`]), for the
+    /// probe's memory between rounds (`pleg_journal`).
+    pub found: Vec<(Option<Timestamp>, PlegReport)>,
 }
+
+/// Reports one scan keeps for the memory (a stall logs one per sync loop).
+const MAX_FOUND: usize = 4096;
 
 impl JournalScan {
     /// Feed one `journalctl -o json` line.
@@ -173,6 +180,14 @@ impl JournalScan {
     /// Feed one message (klog text) logged at `at`.
     pub fn feed_message(&mut self, msg: &str, at: Option<Timestamp>) {
         let Some(r) = parse_report(msg) else { return };
+        if self.found.len() < MAX_FOUND {
+            self.found.push((at, r));
+        }
+        self.feed_report(r, at);
+    }
+
+    /// Count one report logged at `at`.
+    pub fn feed_report(&mut self, r: PlegReport, at: Option<Timestamp>) {
         self.lines += 1;
         self.distinct.insert(r.last_seen);
         if self.worst.is_none_or(|(w, _)| r.last_seen > w) {
@@ -199,6 +214,8 @@ pub struct PlegCheck {
     /// Run `journalctl` chrooted into this directory: the host's own journalctl on the
     /// host's journal, from a pod with the host's root mounted (`--host-root`).
     pub host_root: Option<PathBuf>,
+    /// The journal read so far (cursor, reports): `pleg_journal`.
+    pub journal: Mutex<JournalMemory>,
 }
 
 impl PlegCheck {
@@ -234,11 +251,27 @@ impl PlegCheck {
                 .took(elapsed_since(started));
         }
 
-        let journal = async {
+        // The Ready condition first (from the node watch: no API call); it
+        // decides whether the journal must be read this round.
+        let ready = match tokio::time::timeout(deadline, self.ready.ready_message()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("timed out after {}", io::fmt_secs(deadline))),
+        };
+        let ready_quiet = matches!(&ready, Ok(Some(m)) if parse_report(m).is_none());
+        let mono = std::time::Instant::now();
+        let (due, cursor) = {
+            let m = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                journal_due(m.last_read, mono, ready_quiet),
+                m.cursor.clone(),
+            )
+        };
+        let read_note = if due {
             let mut scan = JournalScan {
                 since: Some(since),
                 ..JournalScan::default()
             };
+            let mut last_cursor: Option<String> = None;
             let since_arg = format!("@{}", since.as_second());
             let mut args: Vec<&str> = Vec::new();
             let dir;
@@ -246,34 +279,64 @@ impl PlegCheck {
                 dir = d.display().to_string();
                 args.extend(["-D", dir.as_str()]);
             }
-            args.extend([
-                "-u",
-                self.unit.as_str(),
-                "--since",
-                since_arg.as_str(),
-                "-o",
-                "json",
-                "--no-pager",
-                "-q",
-            ]);
+            args.extend(["-u", self.unit.as_str()]);
+            match &cursor {
+                Some(c) => args.extend(["--after-cursor", c.as_str()]),
+                None => args.extend(["--since", since_arg.as_str()]),
+            }
+            args.extend(["-o", "json", "--no-pager", "-q"]);
             let left = deadline.saturating_sub(started.elapsed());
             let r = io::run_lines_in(
                 self.host_root.as_deref(),
                 &self.journalctl,
                 &args,
                 left,
-                |l| scan.feed_json(l),
+                |l| {
+                    scan.feed_json(l);
+                    if let Some(c) = cursor_of(l) {
+                        last_cursor = Some(c.to_string());
+                    }
+                },
             )
             .await;
-            (scan, r)
-        };
-        let ready = async {
-            match tokio::time::timeout(deadline, self.ready.ready_message()).await {
-                Ok(r) => r,
-                Err(_) => Err(format!("timed out after {}", io::fmt_secs(deadline))),
+            let error = match &r {
+                Ok(f) if f.success => None,
+                Ok(f) => Some(format!(
+                    "journalctl exited with {}: {}",
+                    f.code.map(|c| c.to_string()).unwrap_or("a signal".into()),
+                    f.stderr
+                )),
+                Err(e) => Some(format!("unreadable: {e}")),
+            };
+            let mut m = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            let from = if cursor.is_none() { Some(since) } else { None };
+            m.absorb(std::mem::take(&mut scan.found), from);
+            match (&error, last_cursor) {
+                // What was read is kept, and the next read resumes after it.
+                (_, Some(c)) => m.cursor = Some(c),
+                // A failed read that got nowhere: perhaps the cursor is gone
+                // (journal rotated); start again from `--since`.
+                (Some(_), None) => m.cursor = None,
+                (None, None) => {}
             }
+            m.last_read = if error.is_none() { Some(mono) } else { None };
+            m.last_error = error;
+            None
+        } else {
+            let m = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            m.last_read.map(|t| {
+                format!(
+                    "not read this round: read {} ago; every {} while the Ready condition has no PLEG report",
+                    io::fmt_secs(mono.saturating_duration_since(t)),
+                    io::fmt_secs(JOURNAL_EVERY)
+                )
+            })
         };
-        let ((scan, jr), ready) = tokio::join!(journal, ready);
+        let (scan, journal_error) = {
+            let mut m = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            m.prune(window_start);
+            (m.scan_since(since), m.last_error.clone())
+        };
 
         let mut o = Observation::new(p, now, Verdict::Healthy, "");
         o = o.with("since", since);
@@ -281,21 +344,13 @@ impl PlegCheck {
             Ok(st) => o = o.with("unit", format!("{}/{}", st.active_state, st.sub_state)),
             Err(e) => o = o.with("unit", format!("unknown: {e}")),
         }
-        let journal_ok = match &jr {
-            Ok(f) if f.success => true,
-            Ok(f) => {
-                o = o.with(
-                    "journal",
-                    format!(
-                        "journalctl exited with {}: {}",
-                        f.code.map(|c| c.to_string()).unwrap_or("a signal".into()),
-                        f.stderr
-                    ),
-                );
-                false
-            }
-            Err(e) => {
-                o = o.with("journal", format!("unreadable: {e}"));
+        if let Some(n) = read_note {
+            o = o.with("journalRead", n);
+        }
+        let journal_ok = match journal_error {
+            None => true,
+            Some(e) => {
+                o = o.with("journal", e);
                 false
             }
         };

@@ -17,6 +17,7 @@ use crate::runbook::{RuntimeKind, RuntimeProbe as Settings};
 
 use super::layout::{self, Layout, Said, Sockets};
 use super::pleg::ReadyConditionSource;
+use super::runtime_procs::RuntimeProcs;
 use super::{Probe, ProbeFuture, budget, elapsed_since};
 use super::{hostfs, io};
 
@@ -236,26 +237,13 @@ pub fn is_runtime_comm(comm: &str) -> bool {
         || comm.starts_with("docker-containe")
 }
 
-/// Runtime processes in `D` state now (procfs under `proc_root`; a process
-/// that vanishes while we read, or whose `stat` does not parse, is skipped).
+/// Runtime processes in `D` state now, from a full listing of `proc_root` (a
+/// process that vanishes while we read, or whose `stat` does not parse, is
+/// skipped). The probe lists /proc only now and then: [`super::runtime_procs`].
 pub fn runtime_processes_in_d(proc_root: &Path) -> std::io::Result<Vec<ProcStat>> {
-    let all = procfs::process::all_processes_with_root(proc_root).map_err(std::io::Error::other)?;
-    let mut out = Vec::new();
-    for p in all.flatten() {
-        let Ok(st) = p.stat() else {
-            continue;
-        };
-        if st.state == 'D' && is_runtime_comm(&st.comm) {
-            out.push(ProcStat {
-                pid: u32::try_from(st.pid).unwrap_or(0),
-                comm: st.comm,
-                state: st.state,
-                start: st.starttime,
-            });
-        }
-    }
-    out.sort_by_key(|p| p.pid);
-    Ok(out)
+    let mut all = super::runtime_procs::scan_runtime_processes(proc_root)?;
+    all.retain(|p| p.state == 'D');
+    Ok(all)
 }
 
 /// A kernel hung-task report naming a runtime process.
@@ -368,6 +356,8 @@ pub struct RuntimeCheck {
     pub kmsg_clock: fn() -> Duration,
     /// First time each (pid, start time) was seen in D, across runs.
     in_d: Mutex<HashMap<(u32, u64), Timestamp>>,
+    /// The runtime processes known from the last /proc listing.
+    procs: Arc<RuntimeProcs>,
 }
 
 /// What the socket checks found.
@@ -391,6 +381,7 @@ impl RuntimeCheck {
             kmsg,
             kmsg_clock: monotonic_now,
             in_d: Mutex::new(HashMap::new()),
+            procs: Arc::new(RuntimeProcs::default()),
         }
     }
 
@@ -471,11 +462,20 @@ impl RuntimeCheck {
     }
 
     /// Update the D-state memory with what is in D now; return (process, in D since).
-    async fn stuck(&self, now: Timestamp) -> Result<Vec<(ProcStat, Timestamp)>, String> {
+    /// `runtime_failing`: the runtime's API did not answer, so /proc is listed
+    /// now rather than at the next periodic rescan.
+    async fn stuck(
+        &self,
+        now: Timestamp,
+        runtime_failing: bool,
+    ) -> Result<Vec<(ProcStat, Timestamp)>, String> {
         let root = self.proc_root.clone();
-        let procs = blocking(move || runtime_processes_in_d(&root))
+        let known = self.procs.clone();
+        let mono = std::time::Instant::now();
+        let mut procs = blocking(move || known.current(&root, mono, runtime_failing))
             .await
             .map_err(|e| format!("cannot read {}: {e}", self.proc_root.display()))?;
+        procs.retain(|p| p.state == 'D');
         let mut mem = self.in_d.lock().unwrap_or_else(|p| p.into_inner());
         mem.retain(|k, _| procs.iter().any(|p| (p.pid, p.start) == *k));
         Ok(procs
@@ -536,7 +536,8 @@ impl RuntimeCheck {
                 }
             }
         }
-        match self.stuck(now).await {
+        let runtime_failing = matches!(sock, Some(SocketResult::Fail(..)));
+        match self.stuck(now, runtime_failing).await {
             Ok(v) if v.is_empty() => o = o.with("dState", "none"),
             Ok(v) => {
                 let desc: Vec<String> = v

@@ -2,7 +2,6 @@
 //! keeps (the node and its Lease) and by the API server's `Date`: no request
 //! per probe round.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -11,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::act::kube::{Kube, Watched};
 use crate::act::node::NodeSnapshot;
+pub use crate::act::seen_date::parse_http_date;
 use crate::model::{Dur, Timestamp};
 use crate::probe::{ApiFuture, LeaseSource, ReadyConditionSource, ServerClock};
 
@@ -85,42 +85,43 @@ impl ReadyConditionSource for WatchedReady {
     }
 }
 
-/// The API server's `Date` header from `GET /version` (any status carries it).
+/// The API server's time from the `Date` header of the responses the client
+/// already gets (watch opens and resumptions, LISTs, patches:
+/// [`crate::act::seen_date`]), else from a `GET /version` of its own (any
+/// status carries `Date`).
 ///
-/// One request per [`DATE_REFRESH`] at most while the clocks agree: between
-/// requests the server's time is the last `Date` plus the monotonic time
-/// since, so a local clock that jumps is still seen at once (the monotonic
-/// clock does not jump with it). While the clocks disagree by more than the
-/// measurement's own error, every probe asks the server again.
+/// Between readings the server's time is the last `Date` plus the monotonic
+/// time since, so a local clock that jumps is still seen at once (the
+/// monotonic clock does not jump with it). A reading is used for
+/// [`DATE_REFRESH`] at most: longer than the NodeCondition heartbeat (a
+/// `nodes/status` PATCH every 5 min), and the watches resume every 5 to 10
+/// min, so while the API answers no request is made for the clock. While the clocks disagree
+/// by more than the reading's own error, every probe asks the server again.
 pub struct ApiDate {
     kube: Kube,
-    last: Mutex<Option<(Timestamp, Dur, Instant)>>,
 }
 
-/// How long one `Date` measurement is extrapolated.
-pub const DATE_REFRESH: Duration = Duration::from_secs(300);
+/// How long one `Date` reading is extrapolated.
+pub const DATE_REFRESH: Duration = Duration::from_secs(360);
 
 impl ApiDate {
     pub fn new(kube: Kube) -> Self {
-        ApiDate {
-            kube,
-            last: Mutex::new(None),
-        }
+        ApiDate { kube }
     }
 
     fn extrapolated(&self) -> Option<(Timestamp, Dur)> {
-        let (date, rtt, at) = (*self.last.lock().unwrap_or_else(|e| e.into_inner()))?;
-        let since = at.elapsed();
+        let r = self.kube.seen_dates().latest()?;
+        let since = r.at.elapsed();
         if since >= DATE_REFRESH {
             return None;
         }
-        let server_now = Dur::from_std(since).after(date);
+        let server_now = Dur::from_std(since).after(r.date);
         let off = server_now
             .duration_since(Timestamp::now())
             .as_secs_f64()
             .abs();
         // Date has 1 s resolution; within that (plus the round trip) they agree.
-        (off < 1.0 + rtt.std().as_secs_f64()).then_some((server_now, rtt))
+        (off < 1.0 + r.rtt.std().as_secs_f64()).then_some((server_now, r.rtt))
     }
 
     async fn measure(&self) -> Result<(Timestamp, Dur), String> {
@@ -140,16 +141,8 @@ impl ApiDate {
             .and_then(|v| v.to_str().ok())
             .ok_or("the API server sent no Date header")?;
         let at = parse_http_date(date).ok_or_else(|| format!("unreadable Date header {date:?}"))?;
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, rtt, Instant::now()));
         Ok((at, rtt))
     }
-}
-
-/// An HTTP-date (RFC 9110 IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`).
-pub fn parse_http_date(s: &str) -> Option<Timestamp> {
-    jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(s.trim())
-        .ok()
 }
 
 impl ServerClock for ApiDate {
@@ -166,33 +159,29 @@ impl ServerClock for ApiDate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_dates() {
-        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(t.map(|t| t.as_second()), Some(784111777));
-        assert_eq!(parse_http_date("yesterday"), None);
-        assert_eq!(parse_http_date(""), None);
-    }
+    use crate::act::seen_date::DateReading;
 
     #[tokio::test]
     async fn server_date_is_extrapolated_while_the_clocks_agree() {
         let kube = Kube::from_url("http://127.0.0.1:9", Duration::from_secs(1)).unwrap();
-        let d = ApiDate::new(kube);
+        let d = ApiDate::new(kube.clone());
         assert!(d.extrapolated().is_none(), "nothing measured yet");
         let rtt = Dur::from_std(Duration::from_millis(20));
-        *d.last.lock().unwrap() = Some((Timestamp::now(), rtt, Instant::now()));
+        let seen = |date, at| {
+            kube.seen_dates().record(DateReading { date, rtt, at });
+        };
+        seen(Timestamp::now(), std::time::Instant::now());
         let (at, r) = d.extrapolated().expect("agrees: no request");
         assert_eq!(r, rtt);
         assert!(at.duration_since(Timestamp::now()).as_secs_f64().abs() < 0.5);
         // The server was 10 s ahead when measured: ask it again every time.
         let ahead = Dur::from_std(Duration::from_secs(10)).after(Timestamp::now());
-        *d.last.lock().unwrap() = Some((ahead, rtt, Instant::now()));
+        seen(ahead, std::time::Instant::now());
         assert!(d.extrapolated().is_none());
         // Too old: measured again.
-        let old = Instant::now().checked_sub(DATE_REFRESH + Duration::from_secs(1));
+        let old = std::time::Instant::now().checked_sub(DATE_REFRESH + Duration::from_secs(1));
         if let Some(old) = old {
-            *d.last.lock().unwrap() = Some((Timestamp::now(), rtt, old));
+            seen(Timestamp::now(), old);
             assert!(d.extrapolated().is_none());
         }
     }

@@ -661,7 +661,12 @@ pub async fn node_lease_watch<C: Cluster>(c: &C) {
     fixtures::node(c, "s12-n1").await;
     let api: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(c.agent().client().clone(), "kube-node-lease");
-    let (mut rx, task) = nodewarden::act::kube::watch_one(api, "s12-n1", Duration::from_secs(6));
+    let (mut rx, task) = nodewarden::act::kube::watch_one(
+        api,
+        "s12-n1",
+        Duration::from_secs(6),
+        c.agent().pulse().clone(),
+    );
     let renew = |rx: &tokio::sync::watch::Receiver<
         nodewarden::act::kube::Watched<k8s_openapi::api::coordination::v1::Lease>,
     >| {
@@ -735,7 +740,7 @@ pub async fn watch_resumed_after_410<C: Cluster>(c: &C) {
     }
     // The agent's watch recovers: it sees the cordon made after the compaction.
     let node = NodeClient::new(c.agent(), "s10-n1");
-    let (mut rx, task) = node.spawn_watch(Duration::from_secs(6));
+    let (mut rx, task) = node.spawn_watch(Duration::from_secs(6), c.agent().pulse().clone());
     fixtures::patch_node(
         c,
         "s10-n1",

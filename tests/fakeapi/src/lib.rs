@@ -287,6 +287,13 @@ impl FakeApi {
     }
 
     /// Delay added before answering every request.
+    /// Period of the timed BOOKMARKs sent to watches that allow them (default
+    /// one minute, as the real API server; shorter for tests). Applies to
+    /// watches opened afterwards.
+    pub fn set_bookmark_every(&self, every: Duration) {
+        self.state().settings.bookmark_every = every;
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         self.state().settings.latency = latency;
     }

@@ -533,6 +533,9 @@ pub(crate) struct WatchSpec {
     cursor: u64,
     deadline: Instant,
     bookmarks: bool,
+    /// When the next timed BOOKMARK is due (only when `bookmarks`).
+    next_bookmark: Instant,
+    bookmark_every: Duration,
     meta_only: bool,
     pending: Vec<Value>,
     done: bool,
@@ -558,6 +561,8 @@ fn watch_spec(state: &State, ctx: &Ctx<'_>, kind: Kind) -> Result<WatchSpec, Api
         cursor: state.rv,
         deadline: Instant::now() + Duration::from_secs(timeout),
         bookmarks,
+        next_bookmark: Instant::now(),
+        bookmark_every: state.settings.bookmark_every,
         meta_only: ctx.accept_as("PartialObjectMetadata"),
         pending: Vec::new(),
         done: false,
@@ -594,10 +599,26 @@ fn watch_spec(state: &State, ctx: &Ctx<'_>, kind: Kind) -> Result<WatchSpec, Api
             spec.cursor = n;
         }
     }
+    spec.next_bookmark = spec.next_bookmark_after(Instant::now());
     Ok(spec)
 }
 
+/// The real API server's period of timed bookmarks (`defaultBookmarkFrequency
+/// = time.Minute`, k8s.io/apiserver pkg/storage/cacher/cacher.go).
+pub(crate) const BOOKMARK_FREQUENCY: Duration = Duration::from_secs(60);
+
 impl WatchSpec {
+    /// As `cacheWatcher.nextBookmarkTime` (cache_watcher.go): one period from
+    /// now, or 2 s before the watch's deadline if that comes first.
+    fn next_bookmark_after(&self, now: Instant) -> Instant {
+        let heartbeat = now + self.bookmark_every;
+        let pretimeout = self
+            .deadline
+            .checked_sub(Duration::from_secs(2))
+            .unwrap_or(now);
+        heartbeat.min(pretimeout).max(now)
+    }
+
     fn render(&self, obj: Value) -> Value {
         if self.meta_only { to_meta(&obj) } else { obj }
     }
@@ -647,8 +668,9 @@ impl WatchSpec {
 
 fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
     let rx = inner.changes.clone();
-    let stream =
-        futures::stream::unfold((inner, spec, rx), |(inner, mut spec, mut rx)| async move {
+    let stream = futures::stream::unfold(
+        (inner, spec, rx),
+        |(inner, mut spec, mut rx)| async move {
             loop {
                 if !spec.pending.is_empty() {
                     let ev = spec.pending.remove(0);
@@ -669,7 +691,25 @@ fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
                 if !spec.pending.is_empty() {
                     continue;
                 }
+                // Timed bookmarks, like the real cacher's: to every watcher
+                // that allows them, about once a period and 2 s before the
+                // deadline, carrying the latest resourceVersion. A hung
+                // server (Mode::Hang) sends none.
+                let bookmark_due = spec.bookmarks && spec.next_bookmark < spec.deadline;
                 tokio::select! {
+                    _ = tokio::time::sleep_until(spec.next_bookmark.into()), if bookmark_due => {
+                        let now = Instant::now();
+                        spec.next_bookmark = spec.next_bookmark_after(now);
+                        if spec.next_bookmark <= now {
+                            // Past the pre-timeout point: no more timed bookmarks.
+                            spec.next_bookmark = spec.deadline;
+                        }
+                        let hung = inner.state.lock().unwrap_or_else(|e| e.into_inner()).settings.mode == Mode::Hang;
+                        if !hung {
+                            let b = spec.bookmark(spec.cursor);
+                            spec.pending.push(b);
+                        }
+                    }
                     _ = tokio::time::sleep_until(spec.deadline.into()) => {
                         spec.done = true;
                         if spec.bookmarks {
@@ -684,7 +724,8 @@ fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
                     }
                 }
             }
-        });
+        },
+    );
     BodyExt::boxed(StreamBody::new(
         stream.map(|b| Ok::<_, Infallible>(Frame::data(b))),
     ))

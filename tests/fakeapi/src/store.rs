@@ -216,6 +216,8 @@ pub(crate) struct Settings {
     pub replacement_node: Option<String>,
     pub controllers: bool,
     pub disruption_controller: bool,
+    /// Period of a watch's timed BOOKMARKs (the real cacher: one minute).
+    pub bookmark_every: Duration,
 }
 
 const HISTORY_CAP: usize = 50_000;
@@ -316,6 +318,7 @@ impl State {
                 replacement_node: None,
                 controllers: true,
                 disruption_controller: true,
+                bookmark_every: crate::server::BOOKMARK_FREQUENCY,
             },
             notify,
             syncing: false,
