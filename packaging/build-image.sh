@@ -25,7 +25,7 @@ if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
     || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc ca-certificates >/dev/null; }
 fi
 BIN=${NODEWARDEN_STATIC_BIN:-$(packaging/build-static.sh "$PROFILE" | tail -n 1)}
-file -b "$BIN" | grep -qE 'static-pie linked|statically linked' || fail "$BIN is not static"
+grep -qE 'static-pie linked|statically linked' <<<"$(file -b "$BIN")" || fail "$BIN is not static"
 
 CTX=$ROOT/target/image-context
 rm -rf "$CTX"; mkdir -p "$CTX/usr/bin" "$CTX/etc/nodewarden" "$CTX/etc/ssl/certs" "$CTX/var/lib/nodewarden"

@@ -33,9 +33,14 @@ case "$f" in *"static-pie linked"*|*"statically linked"*) ;; *) fail "not a stat
 l=$(ldd "$BIN" 2>&1 || true)
 say "ldd: $(echo "$l" | tr -s ' \t' ' ')"
 case "$l" in *"not a dynamic executable"*|*"statically linked"*) ;; *) fail "ldd finds libraries to load";; esac
-if readelf -d "$BIN" 2>/dev/null | grep -q NEEDED; then fail "DT_NEEDED entries: $(readelf -d "$BIN" | grep NEEDED)"; fi
-"$BIN" --version | grep -q '^nodewarden ' || fail "--version"
-"$BIN" runbook validate "$ROOT/runbooks/default.yaml" | grep -q valid || fail "runbook validate"
+# Outputs are captured before they are matched: under pipefail, `cmd | grep -q` (or
+# `| head`) fails with 141 whenever grep/head exits before cmd has written everything.
+dyn=$(readelf -d "$BIN" 2>/dev/null || true)
+if grep -q NEEDED <<<"$dyn"; then fail "DT_NEEDED entries: $(grep NEEDED <<<"$dyn")"; fi
+v=$("$BIN" --version) || fail "--version"
+grep -q '^nodewarden ' <<<"$v" || fail "--version: $v"
+rv=$("$BIN" runbook validate "$ROOT/runbooks/default.yaml") || fail "runbook validate: $rv"
+grep -q valid <<<"$rv" || fail "runbook validate: $rv"
 say "--version: $("$BIN" --version); runbook validate: ok"
 
 T=$(mktemp -d /tmp/nodewarden-check-static.XXXXXX)
@@ -77,7 +82,7 @@ resolves() {
   grep -q '^/api/' "$T/requests" || fail "$what: no request reached 127.0.0.1:$PORT (localhost did not resolve?): $out"
   say "$what: localhost resolved, $(wc -l < "$T/requests") request(s) arrived (exit $rc)"
 }
-resolves "host ($(ldd --version | head -1 | awk '{print $NF}'))" "$BIN"
+resolves "host ($(ldd --version 2>/dev/null | awk 'NR==1{print $NF}'))" "$BIN"
 
 if [ -n "$OLD" ]; then
   [ "$(id -u)" = 0 ] || fail "OLD_ROOTFS needs root (chroot)"
@@ -88,7 +93,7 @@ if [ -n "$OLD" ]; then
   install -m 0755 "$BIN" "$T/m/usr/local/bin/nodewarden"
   # a debootstrap tree has no /etc/hosts (every installed system has one)
   [ -e "$T/m/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n' > "$T/m/etc/hosts"
-  glibc=$(chroot "$T/m" /usr/bin/ldd --version 2>/dev/null | head -1 | awk '{print $NF}')
+  glibc=$(chroot "$T/m" /usr/bin/ldd --version 2>/dev/null | awk 'NR==1{print $NF}' || true)
   os=$(. "$T/m/etc/os-release"; echo "$PRETTY_NAME")
   chroot "$T/m" /usr/local/bin/nodewarden --version >/dev/null || fail "--version in $os"
   say "$os (glibc $glibc): $(grep '^hosts:' "$T/m/etc/nsswitch.conf" | tr -s ' \t' ' ')"

@@ -80,7 +80,7 @@ grep -q deb-systemd-helper "$ctl/postinst" || fail "postinst does not enable the
 grep -q deb-systemd-invoke "$ctl/postinst" || fail "postinst does not start the unit with deb-systemd-invoke"
 # the packaged binary is the static one; no libc6 dependency (it runs on glibc 2.17..)
 dpkg-deb --fsys-tarfile "$OUT/nodewarden.deb" | tar -xO ./usr/bin/nodewarden > "$OUT/nodewarden.bin"
-file -b "$OUT/nodewarden.bin" | grep -qE 'static-pie linked|statically linked' || fail "the packaged binary is not static: $(file -b "$OUT/nodewarden.bin")"
+grep -qE 'static-pie linked|statically linked' <<<"$(file -b "$OUT/nodewarden.bin")" || fail "the packaged binary is not static: $(file -b "$OUT/nodewarden.bin")"
 ! grep -q libc6 <<<"$(dpkg-deb -f "$OUT/nodewarden.deb" Depends)" || fail "Depends names libc6: $(dpkg-deb -f "$OUT/nodewarden.deb" Depends)"
 
 # ---- the testbed (one per host: the same lock as agent/tests/support/testbed.rs)
@@ -112,7 +112,7 @@ ti=$(date +%s.%N)
 
 SDV=$(tbx systemctl --version | sed -n '1s/^systemd \([0-9][0-9]*\).*/\1/p')
 OS=$(tbx sh -c '. /etc/os-release; echo "$PRETTY_NAME"')
-say "testbed: $OS, systemd $SDV, glibc $(tbx ldd --version | head -1 | awk '{print $NF}')"
+say "testbed: $OS, systemd $SDV, glibc $(tbx ldd --version | awk 'NR==1{print $NF}')"
 # debug logs, so that each probe's verdict shows in the journal ("observed P: V, ...")
 tbx mkdir -p /etc/systemd/system/nodewarden.service.d
 tbx sh -c 'printf "[Service]\nEnvironment=RUST_LOG=nodewarden=debug\n" > /etc/systemd/system/nodewarden.service.d/90-test-debug.conf'
@@ -166,12 +166,14 @@ fi
 [ "$(tbx systemctl show -P Type nodewarden.service)" = notify ] || fail "not Type=notify"
 say "nodewarden.service active (Type=notify: READY=1 came, no cluster configured)"
 # the hardened unit still lets it probe and plan: a decision is logged
+# (the journal is captured before it is matched: under pipefail `journalctl | grep -q`
+# reads as 141, "no match", whenever grep exits before journalctl has written all)
+decided() { local j; j=$(tbx journalctl -u nodewarden.service -q --no-pager || true); grep -q "decision:" <<<"$j"; }
 for _ in $(seq 50); do
-  tbx journalctl -u nodewarden.service -q --no-pager | grep -q "decision:" && break
+  decided && break
   sleep 0.2
 done
-tbx journalctl -u nodewarden.service -q --no-pager | grep -q "decision:" \
-  || fail "nodewarden.service logged no decision"
+decided || fail "nodewarden.service logged no decision"
 # every probe has run at least once by now (the sandbox kills nothing)
 sleep 3
 st=$(tbx systemctl show -P ActiveState nodewarden.service)
@@ -185,7 +187,8 @@ say "still active after its first probe rounds (NRestarts=0)"
 for p in KubeletUnhealthy PLEGUnhealthy ContainerRuntimeUnresponsive ClockSkewed SystemdOutdated; do
   line=
   for _ in $(seq 50); do
-    line=$(tbx journalctl -u nodewarden.service -q --no-pager -o cat | grep -m1 -E "observed $p: (Healthy|Failing|Unknown)" || true)
+    j=$(tbx journalctl -u nodewarden.service -q --no-pager -o cat || true)
+    line=$(grep -m1 -E "observed $p: (Healthy|Failing|Unknown)" <<<"$j" || true)
     [ -n "$line" ] && break
     sleep 0.2
   done
