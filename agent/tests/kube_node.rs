@@ -488,8 +488,11 @@ async fn events_are_written_on_the_node_in_default() {
 }
 
 /// Timed bookmarks keep a long watch alive: with a server-side timeout far
-/// beyond the silence limit, a quiet but healthy server costs one watch
+/// beyond the silence limit, a quiet watch on a healthy server costs one watch
 /// request and the view stays current; a hung one is seen within the limit.
+/// As on the real API server, the bookmarks come only once some Node (here
+/// another one, outside the watch's field selector) has changed since the
+/// watch started.
 #[tokio::test]
 async fn bookmarks_keep_a_long_watch_alive_and_a_hang_is_still_seen() {
     bounded(async {
@@ -506,7 +509,9 @@ async fn bookmarks_keep_a_long_watch_alive_and_a_hang_is_still_seen() {
         while rx.borrow().view().is_none() {
             rx.changed().await.expect("watch");
         }
-        // Three silence limits with no change to the Node: bookmarks only.
+        // Another node joins: the Node cacher moves on, so bookmarks flow.
+        api.add_node("n2");
+        // Three silence limits with no change to this Node: bookmarks only.
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(!rx.borrow().stale, "a bookmarked quiet watch is not stale");
         assert_eq!(api.count("watch", "nodes"), 1, "{:?}", api.requests());

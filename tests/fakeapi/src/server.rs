@@ -531,6 +531,9 @@ pub(crate) struct WatchSpec {
     labels: LabelSelector,
     fields: FieldSelector,
     cursor: u64,
+    /// The resourceVersion the watch started from: a timed bookmark is sent
+    /// only once its resource has changed after it.
+    start_rv: u64,
     deadline: Instant,
     bookmarks: bool,
     /// When the next timed BOOKMARK is due (only when `bookmarks`).
@@ -559,6 +562,7 @@ fn watch_spec(state: &State, ctx: &Ctx<'_>, kind: Kind) -> Result<WatchSpec, Api
         labels,
         fields,
         cursor: state.rv,
+        start_rv: state.rv,
         deadline: Instant::now() + Duration::from_secs(timeout),
         bookmarks,
         next_bookmark: Instant::now(),
@@ -597,6 +601,7 @@ fn watch_spec(state: &State, ctx: &Ctx<'_>, kind: Kind) -> Result<WatchSpec, Api
             spec.done = true;
         } else {
             spec.cursor = n;
+            spec.start_rv = n;
         }
     }
     spec.next_bookmark = spec.next_bookmark_after(Instant::now());
@@ -668,9 +673,8 @@ impl WatchSpec {
 
 fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
     let rx = inner.changes.clone();
-    let stream = futures::stream::unfold(
-        (inner, spec, rx),
-        |(inner, mut spec, mut rx)| async move {
+    let stream =
+        futures::stream::unfold((inner, spec, rx), |(inner, mut spec, mut rx)| async move {
             loop {
                 if !spec.pending.is_empty() {
                     let ev = spec.pending.remove(0);
@@ -691,10 +695,15 @@ fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
                 if !spec.pending.is_empty() {
                     continue;
                 }
-                // Timed bookmarks, like the real cacher's: to every watcher
-                // that allows them, about once a period and 2 s before the
-                // deadline, carrying the latest resourceVersion. A hung
-                // server (Mode::Hang) sends none.
+                // Timed bookmarks, as the real cacher sends them (checked on
+                // kube-apiserver v1.28.7, docs/benchmarks.md): about once a
+                // period and 2 s before the deadline, carrying the latest
+                // resourceVersion of the watched resource, and only once that
+                // resource has changed since the watch started (the cacher
+                // "never sends a bookmark event if we did not see an event",
+                // and a watcher drops one not newer than its start): a quiet
+                // Node watch in a quiet cluster gets none at all. At the
+                // deadline the stream just ends. A hung server sends none.
                 let bookmark_due = spec.bookmarks && spec.next_bookmark < spec.deadline;
                 tokio::select! {
                     _ = tokio::time::sleep_until(spec.next_bookmark.into()), if bookmark_due => {
@@ -704,18 +713,17 @@ fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
                             // Past the pre-timeout point: no more timed bookmarks.
                             spec.next_bookmark = spec.deadline;
                         }
-                        let hung = inner.state.lock().unwrap_or_else(|e| e.into_inner()).settings.mode == Mode::Hang;
-                        if !hung {
-                            let b = spec.bookmark(spec.cursor);
+                        let seen = {
+                            let state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+                            (state.settings.mode != Mode::Hang).then(|| state.kind_rv(spec.kind))
+                        };
+                        if let Some(rv) = seen.filter(|rv| *rv > spec.start_rv) {
+                            let b = spec.bookmark(rv);
                             spec.pending.push(b);
                         }
                     }
                     _ = tokio::time::sleep_until(spec.deadline.into()) => {
                         spec.done = true;
-                        if spec.bookmarks {
-                            let b = spec.bookmark(spec.cursor);
-                            spec.pending.push(b);
-                        }
                     }
                     r = rx.changed() => {
                         if r.is_err() {
@@ -724,8 +732,7 @@ fn watch_body(inner: Arc<Inner>, spec: WatchSpec) -> Body {
                     }
                 }
             }
-        },
-    );
+        });
     BodyExt::boxed(StreamBody::new(
         stream.map(|b| Ok::<_, Infallible>(Frame::data(b))),
     ))

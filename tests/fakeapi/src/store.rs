@@ -230,6 +230,9 @@ pub(crate) struct State {
     seq: u64,
     seed: u64,
     pub history: VecDeque<HistoryEvent>,
+    /// The resourceVersion of the latest change to each kind: what the real
+    /// cacher of that resource has processed (its bookmarks carry it).
+    kind_rv: BTreeMap<Kind, u64>,
     /// Watches may resume from any resourceVersion >= floor.
     pub floor: u64,
     terminating: BTreeMap<String, Terminating>,
@@ -304,6 +307,7 @@ impl State {
             seq: 0,
             seed,
             history: VecDeque::new(),
+            kind_rv: BTreeMap::new(),
             floor: 1000,
             terminating: BTreeMap::new(),
             frozen_pdbs: BTreeSet::new(),
@@ -389,6 +393,7 @@ impl State {
                 self.objects.insert(key, obj.clone());
             }
         }
+        self.kind_rv.insert(kind, self.rv);
         self.history.push_back(HistoryEvent {
             rv: self.rv,
             kind,
@@ -406,6 +411,11 @@ impl State {
         }
         self.wake();
         obj
+    }
+
+    /// The resourceVersion of the latest change to `kind` (0: none since start).
+    pub fn kind_rv(&self, kind: Kind) -> u64 {
+        self.kind_rv.get(&kind).copied().unwrap_or(0)
     }
 
     /// Forgets the watch history: watches from an older resourceVersion get
