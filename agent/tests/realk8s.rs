@@ -52,6 +52,7 @@ mod fake {
         node_lease_watch,
         watch_resumed_after_410,
         kubelet_csrs_listed_never_approved,
+        api_unreachable_hang_and_restart,
     );
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use nodewarden::act::kube::Kube;
-use nodewarden_fakeapi::FakeApi;
+use nodewarden_fakeapi::{FakeApi, Mode};
 
 use super::Cluster;
 
@@ -38,5 +38,15 @@ impl Cluster for FakeCluster {
     async fn compact(&self) -> bool {
         self.api.compact();
         true
+    }
+    async fn hang_api(&self, hung: bool) {
+        self.api
+            .set_mode(if hung { Mode::Hang } else { Mode::Up })
+            .await;
+    }
+    async fn restart_api(&self) {
+        self.api.set_mode(Mode::Down).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        self.api.set_mode(Mode::Up).await;
     }
 }

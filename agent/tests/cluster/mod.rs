@@ -24,6 +24,7 @@ pub mod pki;
 pub mod real;
 pub mod suite;
 pub mod suite_csr;
+pub mod suite_reach;
 
 use nodewarden::act::kube::Kube;
 
@@ -44,4 +45,11 @@ pub trait Cluster {
     /// Forgets the watch history, so that a watch resumed from an older
     /// resourceVersion gets 410 Expired. `false`: this server cannot.
     async fn compact(&self) -> bool;
+    /// `true`: the API server stops answering (connections accepted or kept,
+    /// nothing answered: the real one is SIGSTOPped); `false`: it goes on.
+    async fn hang_api(&self, hung: bool);
+    /// The API server process restarts: connections refused while it is
+    /// down, then a new server (the real one's watch cache starts empty).
+    /// Returns once it answers again.
+    async fn restart_api(&self);
 }

@@ -104,6 +104,12 @@ impl RealCluster {
 
 impl Drop for RealCluster {
     fn drop(&mut self) {
+        // Never leave a SIGSTOPped API server behind (a failed scenario may).
+        if let Some(pid) = super::control_plane::pid_in(&self.dir, "kube-apiserver") {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
+        }
         self.kubelet_task.abort();
     }
 }
@@ -163,13 +169,38 @@ impl Cluster for RealCluster {
             .expect("revision");
         etcdctl(&["compact", &rev.to_string()]);
         super::control_plane::restart_apiserver(&self.dir).expect("restart kube-apiserver");
+        self.wait_ready().await;
+        true
+    }
+    async fn hang_api(&self, hung: bool) {
+        self.signal_apiserver(if hung { "-STOP" } else { "-CONT" });
+    }
+    async fn restart_api(&self) {
+        super::control_plane::restart_apiserver(&self.dir).expect("restart kube-apiserver");
+        self.wait_ready().await;
+    }
+}
+
+impl RealCluster {
+    /// Sends `sig` (`-STOP`, `-CONT`) to kube-apiserver by its saved PID.
+    fn signal_apiserver(&self, sig: &str) {
+        let pid = super::control_plane::pid_in(&self.dir, "kube-apiserver").expect("apiserver pid");
+        let st = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill {sig} {pid}: {st}");
+    }
+
+    /// Waits until `/readyz` answers `ok` (at most 60 s).
+    async fn wait_ready(&self) {
         for _ in 0..300 {
             let req = http::Request::get("/readyz").body(Vec::new()).expect("req");
             if let Ok(Ok(s)) =
                 tokio::time::timeout(Duration::from_secs(2), self.admin().request_text(req)).await
                 && s == "ok"
             {
-                return true;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -85,6 +85,7 @@ pub const ALL: &[&str] = &[
     "node_lease_watch",
     "watch_resumed_after_410",
     "kubelet_csrs_listed_never_approved",
+    "api_unreachable_hang_and_restart",
 ];
 
 /// Runs one scenario by name.
@@ -104,6 +105,9 @@ pub async fn run<C: Cluster>(c: &C, name: &str) {
         "watch_resumed_after_410" => watch_resumed_after_410(c).await,
         "kubelet_csrs_listed_never_approved" => {
             super::suite_csr::kubelet_csrs_listed_never_approved(c).await
+        }
+        "api_unreachable_hang_and_restart" => {
+            super::suite_reach::api_unreachable_hang_and_restart(c).await
         }
         other => panic!("no scenario {other}"),
     }
