@@ -17,7 +17,7 @@ use crate::health::{Finding, Findings};
 use crate::ledger::Ledger;
 use crate::model::{Dur, Problem, Timestamp};
 use crate::plan::{
-    Act, ClusterView, CordonPlan, Decision, Inputs, NodeFacts, NodeView, SlotView, plan,
+    Act, ClusterView, CordonPlan, Decision, FleetView, Inputs, NodeFacts, NodeView, SlotView, plan,
 };
 use crate::runbook::{Action, Drain, Runbook};
 
@@ -564,6 +564,56 @@ impl DryRun<'_> {
     }
 }
 
+/// The cluster a dry-run assumes, as the operator describes it (`dry-run`'s
+/// flags): how many other nodes and how many of them unhealthy (the storm
+/// gate), the API down, an admin's cordon, every slot held by someone else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterScenario {
+    pub other_nodes: u32,
+    pub other_unhealthy: u32,
+    pub api_down: bool,
+    pub admin_cordoned: bool,
+    pub slot_busy: Option<String>,
+}
+
+impl ClusterScenario {
+    /// The planner's view of that cluster; an error when it cannot exist.
+    pub fn view(&self) -> Result<ClusterView, String> {
+        if self.other_unhealthy > self.other_nodes {
+            return Err(format!(
+                "--unhealthy-nodes {} is more than --cluster-nodes {}",
+                self.other_unhealthy, self.other_nodes
+            ));
+        }
+        let mut cluster = ClusterView::calm(self.other_nodes);
+        cluster.fleet = Some(FleetView {
+            other_nodes: self.other_nodes,
+            other_unhealthy: self.other_unhealthy,
+        });
+        if self.api_down {
+            // Nothing of the API is known: no node, no slots, no fleet.
+            cluster.api_reachable = false;
+            cluster.node = None;
+            cluster.slot = SlotView::Unknown;
+            cluster.fleet = None;
+        }
+        if self.admin_cordoned
+            && let Some(n) = cluster.node.as_mut()
+        {
+            *n = NodeView {
+                unschedulable: true,
+                cordon_annotation: false,
+            };
+        }
+        if let Some(h) = &self.slot_busy {
+            cluster.slot = SlotView::Busy {
+                holders: vec![h.clone()],
+            };
+        }
+        Ok(cluster)
+    }
+}
+
 /// Node facts for a dry-run when systemd is not asked: every candidate unit
 /// is assumed present and long up, so the timeline shows the full ladder.
 pub fn assumed_node_facts(runbook: &Runbook) -> NodeFacts {
@@ -592,5 +642,66 @@ pub fn assumed_node_facts(runbook: &Runbook) -> NodeFacts {
         runtime_then: Vec::new(),
         boot_id: None,
         inactive: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod scenario_tests {
+    use super::*;
+
+    #[test]
+    fn the_flags_scenario_becomes_the_planners_view() {
+        let calm = ClusterScenario {
+            other_nodes: 10,
+            other_unhealthy: 3,
+            ..Default::default()
+        }
+        .view()
+        .expect("valid");
+        assert!(calm.api_reachable);
+        assert_eq!(calm.slot, SlotView::Free);
+        assert_eq!(
+            calm.fleet,
+            Some(FleetView {
+                other_nodes: 10,
+                other_unhealthy: 3
+            })
+        );
+        let down = ClusterScenario {
+            other_nodes: 10,
+            api_down: true,
+            admin_cordoned: true,
+            ..Default::default()
+        }
+        .view()
+        .expect("valid");
+        assert!(!down.api_reachable);
+        assert_eq!((down.node, down.fleet), (None, None));
+        assert_eq!(down.slot, SlotView::Unknown);
+        let cordoned = ClusterScenario {
+            other_nodes: 1,
+            admin_cordoned: true,
+            slot_busy: Some("node-7".into()),
+            ..Default::default()
+        }
+        .view()
+        .expect("valid");
+        assert!(
+            cordoned
+                .node
+                .is_some_and(|n| n.unschedulable && !n.cordon_annotation)
+        );
+        assert_eq!(
+            cordoned.slot,
+            SlotView::Busy {
+                holders: vec!["node-7".into()]
+            }
+        );
+        let bad = ClusterScenario {
+            other_nodes: 2,
+            other_unhealthy: 3,
+            ..Default::default()
+        };
+        assert!(bad.view().is_err());
     }
 }

@@ -46,38 +46,16 @@ pub(super) fn dry_run(args: &Args, d: &DryRunArgs) -> Result<ExitCode> {
         None => Timestamp::from_second(Timestamp::now().as_second())
             .unwrap_or_else(|_| Timestamp::now()),
     };
-    if d.unhealthy_nodes > d.cluster_nodes {
-        bail!(
-            "--unhealthy-nodes {} is more than --cluster-nodes {}",
-            d.unhealthy_nodes,
-            d.cluster_nodes
-        );
-    }
     let (ledger, ledger_note) = read_ledger(&cfg.ledger_path, now);
-    let mut cluster = ClusterView::calm(d.cluster_nodes);
-    cluster.fleet = Some(FleetView {
+    let cluster = nodewarden::dryrun::ClusterScenario {
         other_nodes: d.cluster_nodes,
         other_unhealthy: d.unhealthy_nodes,
-    });
-    if d.api_down {
-        cluster.api_reachable = false;
-        cluster.node = None;
-        cluster.slot = SlotView::Unknown;
-        cluster.fleet = None;
+        api_down: d.api_down,
+        admin_cordoned: d.admin_cordoned,
+        slot_busy: d.slot_busy.clone(),
     }
-    if d.admin_cordoned
-        && let Some(n) = cluster.node.as_mut()
-    {
-        *n = NodeView {
-            unschedulable: true,
-            cordon_annotation: false,
-        };
-    }
-    if let Some(h) = &d.slot_busy {
-        cluster.slot = SlotView::Busy {
-            holders: vec![h.clone()],
-        };
-    }
+    .view()
+    .map_err(anyhow::Error::msg)?;
     let mut notes = Vec::new();
     if let Some(n) = ledger_note {
         notes.push(n);

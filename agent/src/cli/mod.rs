@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use nodewarden::dryrun::{Assumption, DryRun, assumed_node_facts};
 use nodewarden::ledger::{self, Ledger};
 use nodewarden::model::{Dur, Timestamp};
-use nodewarden::plan::{ClusterView, FleetView, NodeView, SlotView};
 use nodewarden::runbook::{self, Loaded};
 
 mod check;
