@@ -4,9 +4,9 @@
 //! A kubelet that is hung or failing does none of the three; one whose PLEG
 //! is stuck still renews its Lease and posts `Ready=False` ("PLEG is not
 //! healthy"), but cannot finish pods, which then stay `Terminating`
-//! (shared/KUBE-NOTES.md "A node whose kubelet or runtime is stuck", seen on
-//! a real apiserver with a kubelet that stops; "kubelet and node numbers" for
-//! the PLEG message).
+//! (docs/platform-facts.md "A node whose kubelet or runtime is stuck", seen on
+//! a real apiserver with a kubelet that stops; "kubelet numbers" for the PLEG
+//! message).
 
 use jiff::Timestamp;
 use serde_json::json;
