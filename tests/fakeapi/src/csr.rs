@@ -1,7 +1,7 @@
 //! CertificateSigningRequests (`certificates.k8s.io/v1`), as the real kube-apiserver
-//! creates them. Checked against kube-apiserver v1.28 (`shared/realk8s`) by the suite
-//! scenario `kubelet_csrs_listed_never_approved`, which runs on both servers, and in the
-//! upstream source and API reference:
+//! creates them. Checked against kube-apiserver v1.28 (the real-apiserver tier,
+//! agent/tests/realk8s.rs) by the suite scenario `kubelet_csrs_listed_never_approved`,
+//! which runs on both servers, and in the upstream source and API reference:
 //!
 //! - `spec.username`, `spec.groups`, `spec.uid`, `spec.extra` are set from the
 //!   requesting user, whatever the body says ("Only the request, signerName,
