@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, WatchParams};
 use nodewarden::act::drain::Drainer;
 use nodewarden::act::kube::Kube;
-use nodewarden::model::Dur;
+use nodewarden::domain::Dur;
 use nodewarden::runbook::{Drain, DrainMode};
 use nodewarden_fakeapi::{FakeApi, pod};
 

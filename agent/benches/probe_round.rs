@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nodewarden::model::{Dur, Timestamp};
+use nodewarden::domain::{Dur, Timestamp};
 use nodewarden::probe::testing::{FakeSystemd, FixedApi, Mode, docker_server, healthz_server};
 use nodewarden::probe::{ProbeEnv, ProbeSet};
 use nodewarden::runbook::{RuntimeKind, default_runbook};

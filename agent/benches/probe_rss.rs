@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nodewarden::model::{Dur, Timestamp};
+use nodewarden::domain::{Dur, Timestamp};
 use nodewarden::probe::testing::{FakeSystemd, FixedApi, Mode, docker_server, healthz_server};
 use nodewarden::probe::{ProbeEnv, ProbeSet};
 use nodewarden::runbook::{RuntimeKind, default_runbook};

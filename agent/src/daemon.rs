@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::act::{Actuators, Clock};
-use crate::execute::{Executed, LedgerSink, LedgerWriteError, execute};
+use crate::domain::{Problem, Timestamp};
+use crate::enact::{Executed, LedgerSink, LedgerWriteError, execute};
 use crate::health::{Findings, Health, Observation};
 use crate::ledger::Ledger;
-use crate::model::{Problem, Timestamp};
 use crate::plan::{ClusterView, Decision, Inputs, NodeFacts, plan};
 use crate::runbook::{Loaded, RunbookError};
 
@@ -41,7 +41,7 @@ pub struct Agent<A, C, L> {
     /// Report-only problems active at the previous tick (their Events are sent on change).
     reported: BTreeSet<Problem>,
     /// Since when the API server has been unreachable (one log line per change).
-    api_down_since: Option<crate::model::Timestamp>,
+    api_down_since: Option<crate::domain::Timestamp>,
 }
 
 impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
@@ -328,7 +328,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
 impl<A, C, L> Agent<A, C, L> {
     /// One line when the API server stops or starts answering (the client's
     /// own per-request errors are kept out of the log: `logging.rs`).
-    fn note_api(&mut self, reachable: bool, now: crate::model::Timestamp) {
+    fn note_api(&mut self, reachable: bool, now: crate::domain::Timestamp) {
         match (reachable, self.api_down_since) {
             (false, None) => {
                 self.api_down_since = Some(now);
@@ -339,7 +339,7 @@ impl<A, C, L> Agent<A, C, L> {
                 tracing::info!(
                     since = %since,
                     "API server answers again (unreachable for {})",
-                    crate::model::Dur::between(since, now)
+                    crate::domain::Dur::between(since, now)
                 );
             }
             _ => {}
@@ -348,7 +348,7 @@ impl<A, C, L> Agent<A, C, L> {
 }
 
 fn join(ps: &BTreeSet<Problem>) -> String {
-    crate::model::join_problems(ps, ",")
+    crate::domain::join_problems(ps, ",")
 }
 
 fn log_decision(d: &Decision, f: &Findings) {

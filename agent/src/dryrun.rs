@@ -12,10 +12,10 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::act::{ActError, Actuators, Clock, Drained, Report};
-use crate::execute::{Discard, execute};
+use crate::domain::{Dur, Problem, Timestamp};
+use crate::enact::{Discard, execute};
 use crate::health::{Finding, Findings};
 use crate::ledger::Ledger;
-use crate::model::{Dur, Problem, Timestamp};
 use crate::plan::{
     Act, ClusterView, CordonPlan, Decision, FleetView, Inputs, NodeFacts, NodeView, SlotView, plan,
 };

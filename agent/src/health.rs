@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{Dur, Problem, Timestamp};
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::runbook::Probes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Dur, Problem, Timestamp};
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::runbook::ActionKind;
 
 pub const SCHEMA_VERSION: u32 = 1;

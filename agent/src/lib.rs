@@ -9,13 +9,13 @@
 
 pub mod act;
 pub mod daemon;
+pub mod domain;
 pub mod dryrun;
-pub mod execute;
+pub mod enact;
 pub mod health;
 pub mod host;
 pub mod ledger;
 pub mod maintenance;
-pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod report;

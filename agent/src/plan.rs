@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use crate::domain::Gate;
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::health::Findings;
 use crate::ledger::{Ledger, Outcome};
-pub use crate::model::Gate;
-use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{Action, ActionKind, Runbook, Step};
 pub use crate::view::{ClusterView, FleetView, NodeFacts, NodeView, SlotView};
 
@@ -26,7 +26,7 @@ mod decision;
 pub use decision::{Act, CordonPlan, Decision, Skipped, awaiting_message};
 
 fn join(ps: &BTreeSet<Problem>) -> String {
-    crate::model::join_problems(ps, ", ")
+    crate::domain::join_problems(ps, ", ")
 }
 
 /// Decide. Pure: the same inputs always give the same decision.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::Timestamp;
+use crate::domain::Timestamp;
 
 /// The node as the API server last showed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nodewarden::act::ActError;
 use nodewarden::act::drain::{DRAIN_REQUEST_TAINT, DrainError, Drainer, PodRef, SkipReason};
 use nodewarden::act::kube::Kube;
-use nodewarden::model::Dur;
+use nodewarden::domain::Dur;
 use nodewarden::runbook::{Drain, DrainMode};
 use nodewarden_fakeapi::{Budget, FakeApi, Kind, Mode, pod};
 use serde_json::Value;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nodewarden::act::drain::{DrainError, Drainer, PodRef};
 use nodewarden::act::kube::Kube;
-use nodewarden::model::Dur;
+use nodewarden::domain::Dur;
 use nodewarden::runbook::{Drain, DrainMode};
 use nodewarden_fakeapi::{Budget, FakeApi, Kind, pod};
 use serde_json::Value;

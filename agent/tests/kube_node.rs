@@ -13,7 +13,7 @@ use nodewarden::act::node::{
 };
 use nodewarden::act::watch::WatchTimes;
 use nodewarden::act::{ActError, Clock, Report};
-use nodewarden::model::Timestamp;
+use nodewarden::domain::Timestamp;
 use nodewarden::report::EventSink;
 use nodewarden_fakeapi::{Budget, FakeApi, Kind, Mode, pod};
 use serde_json::{Value, json};

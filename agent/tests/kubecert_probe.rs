@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use nodewarden::domain::{Dur, Problem, Timestamp};
 use nodewarden::health::Verdict;
-use nodewarden::model::{Dur, Problem, Timestamp};
 use nodewarden::probe::certs::{CsrSource, CsrView, Policy, SIGNER_CLIENT};
 use nodewarden::probe::kubecert::{CertSettings, KubeletCertCheck};
 use nodewarden::probe::{ApiFuture, LeaseSource, Probe, ServerClock};

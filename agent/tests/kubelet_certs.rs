@@ -5,7 +5,7 @@
 mod pki;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use nodewarden::model::{Dur, Timestamp};
+use nodewarden::domain::{Dur, Timestamp};
 use nodewarden::probe::certs::{
     self, CsrState, CsrView, Level, Policy, Role, SIGNER_CLIENT, SIGNER_SERVING, TimeRef,
 };

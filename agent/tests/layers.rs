@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 /// Lowest first. Keep in step with the table in docs/architecture.md.
 const LAYERS: &[(&str, &[&str])] = &[
     ("foundation", &["safe_fs", "text"]),
-    ("domain", &["model", "view"]),
+    ("domain", &["domain", "view"]),
     ("runbook", &["runbook"]),
     ("state", &["health", "ledger"]),
     ("planner", &["plan"]),
     ("host adapters", &["host"]),
     ("probes, actuators, reporting", &["probe", "act", "report"]),
-    ("executor", &["execute"]),
+    ("executor", &["enact"]),
     ("dry-run, maintenance", &["dryrun", "maintenance"]),
     ("daemon", &["daemon"]),
     ("binary", &["main", "cli", "logging"]),

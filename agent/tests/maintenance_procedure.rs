@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nodewarden::act::kube::Kube;
+use nodewarden::domain::{Dur, Problem, Timestamp};
 use nodewarden::health::{Observation, Verdict as ProbeVerdict};
 use nodewarden::maintenance::procedure::{self, Ctx, MaintError, StartOptions, StateFile};
-use nodewarden::model::{Dur, Problem, Timestamp};
 use nodewarden::runbook;
 use nodewarden_fakeapi::{Budget, FakeApi, Kind, Mode, pod};
 

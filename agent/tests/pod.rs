@@ -601,7 +601,7 @@ async fn the_daemonset_pod_on_a_real_systemd_node() {
         let (pv, psum) = pod.get(p).cloned().unwrap_or_default();
         eprintln!("{p:<30} {v:<8} {sum:.40}\n{:<30} {pv:<8} {psum:.40}", "");
     }
-    let built = nodewarden::model::Problem::ALL.len();
+    let built = nodewarden::domain::Problem::ALL.len();
     assert_eq!(pod.len(), built, "every built probe in the pod: {pod:?}");
     for (p, (v, _)) in &unit {
         let (pv, psum) = &pod[p];
@@ -650,7 +650,7 @@ async fn the_daemonset_pod_on_a_real_systemd_node() {
     let problems: Vec<String> = unit
         .keys()
         .filter(|p| {
-            p.parse::<nodewarden::model::Problem>()
+            p.parse::<nodewarden::domain::Problem>()
                 .is_ok_and(|p| e2e.runbook.spec.probes.timing(p).enabled)
         })
         .cloned()

@@ -11,8 +11,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nodewarden::domain::{Dur, Problem, Timestamp};
 use nodewarden::health::Verdict;
-use nodewarden::model::{Dur, Problem, Timestamp};
 use nodewarden::probe::testing::{FakeSystemd, FixedApi, Mode, cri_server};
 use nodewarden::probe::{ProbeEnv, ProbeSet};
 use nodewarden::runbook::{RuntimeKind, default_runbook};

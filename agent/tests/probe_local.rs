@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nodewarden::domain::{Dur, Problem, Timestamp};
 use nodewarden::health::Verdict;
-use nodewarden::model::{Dur, Problem, Timestamp};
 use nodewarden::probe::clock::{ClockCheck, cert_validity_pem};
 use nodewarden::probe::kubelet::KubeletCheck;
 use nodewarden::probe::pleg::PlegCheck;

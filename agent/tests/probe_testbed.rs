@@ -10,9 +10,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nodewarden::domain::{Dur, Problem, Timestamp};
 use nodewarden::health::Verdict;
 use nodewarden::host::systemd::{DbusOptions, DbusSystemd, Systemd};
-use nodewarden::model::{Dur, Problem, Timestamp};
 use nodewarden::probe::kubelet::KubeletCheck;
 use nodewarden::probe::pleg::PlegCheck;
 use nodewarden::probe::runtime::{Detector, RuntimeCheck};

@@ -156,7 +156,7 @@ proptest! {
             let t = line.trim_end();
             let dur_at = t.rfind(": ").filter(|&i| {
                 let v = t[i + 2..].split('#').next().unwrap_or("").trim();
-                !v.is_empty() && v.parse::<nodewarden::model::Dur>().is_ok() && v != "0"
+                !v.is_empty() && v.parse::<nodewarden::domain::Dur>().is_ok() && v != "0"
             });
             match dur_at {
                 Some(i) if picks[k % picks.len()] => {

@@ -27,7 +27,7 @@ use super::kube::{Kube, KubeError};
 use super::node::{COND_REMEDIATING, CORDONED_BY, OWNER};
 
 use super::slots::{SLOT_LABEL, Slots, micro};
-use crate::model::Timestamp;
+use crate::domain::Timestamp;
 use crate::view::FleetView;
 
 // ----- storm gate --------------------------------------------------------

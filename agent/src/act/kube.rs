@@ -25,7 +25,7 @@ use kube::{Client, Config};
 use super::ActError;
 use super::seen_date::{DateLayer, SeenDates};
 use super::watch::ApiPulse;
-use crate::model::Dur;
+use crate::domain::Dur;
 
 /// Deadline of one API call unless the caller gives another.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);

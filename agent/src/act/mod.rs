@@ -24,10 +24,10 @@ use std::future::Future;
 
 use serde::Serialize;
 
+use crate::domain::Dur;
+pub use crate::domain::{Clock, SystemClock};
 use crate::host::exec::ExecError;
 use crate::host::systemd::SystemdError;
-use crate::model::Dur;
-pub use crate::model::{Clock, SystemClock};
 use crate::runbook::Drain;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use super::kube::{Kube, KubeError};
 use super::{ActError, Clock, SystemClock};
-use crate::model::{Problem, Timestamp};
+use crate::domain::{Problem, Timestamp};
 use crate::view::NodeView;
 
 /// Who cordoned the node; the value is always [`OWNER`].

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{ActError, Actuators, Drained, Report};
+use crate::domain::Dur;
 use crate::host::systemd::Systemd;
-use crate::model::Dur;
 use crate::runbook::Drain;
 
 /// What the executor needs from the Kubernetes API.

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::watch::ApiPulse;
-use crate::model::{Dur, Timestamp};
+use crate::domain::{Dur, Timestamp};
 
 /// One reading of the server's `Date`: the header, the round trip of the
 /// request that carried it (its error bar), and when it arrived.

@@ -26,7 +26,7 @@ use kube::api::{Api, ListParams, PostParams};
 
 use super::kube::{Kube, KubeError};
 use super::{ActError, Clock, SystemClock};
-use crate::model::Timestamp;
+use crate::domain::Timestamp;
 use crate::view::SlotView;
 
 /// Slot Leases are named `nodewarden-slot-<i>`.

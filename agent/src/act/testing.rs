@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use super::{ActError, Actuators, Clock, Drained, Report};
-use crate::model::{Dur, Timestamp};
+use crate::domain::{Dur, Timestamp};
 use crate::runbook::Drain;
 
 /// A clock that moves only with `set` / `advance`.

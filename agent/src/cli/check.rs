@@ -60,7 +60,7 @@ pub(super) fn check(args: &Args) -> Result<ExitCode> {
                 reported.join(", ")
             );
         }
-        let skipped: Vec<&str> = nodewarden::model::Problem::ALL
+        let skipped: Vec<&str> = nodewarden::domain::Problem::ALL
             .iter()
             .filter(|p| !obs.iter().any(|o| o.problem == **p))
             .map(|p| p.as_str())

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use nodewarden::act::kube::Kube;
+use nodewarden::domain::{Dur, Timestamp};
 use nodewarden::maintenance::procedure::{self, Ctx, MaintError, StartOptions, StateFile};
 use nodewarden::maintenance::{ImpactReport, ImpactVerdict};
-use nodewarden::model::{Dur, Timestamp};
 
 use super::{ApiArgs, Args, Output, config, maintenance_path};
 

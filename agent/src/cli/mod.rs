@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use nodewarden::domain::{Dur, Timestamp};
 use nodewarden::dryrun::{Assumption, DryRun, assumed_node_facts};
 use nodewarden::ledger::{self, Ledger};
-use nodewarden::model::{Dur, Timestamp};
 use nodewarden::runbook::{self, Loaded};
 
 mod check;
@@ -221,7 +221,7 @@ impl ApiArgs {
         match &self.node_name {
             Some(n) if !n.trim().is_empty() => {
                 let n = n.trim();
-                nodewarden::model::check_node_name(n)
+                nodewarden::domain::check_node_name(n)
                     .map_err(|e| anyhow::anyhow!("--node-name (or NODE_NAME): {e}"))?;
                 Ok(n.to_string())
             }
@@ -232,7 +232,7 @@ impl ApiArgs {
                     .to_string_lossy()
                     .trim()
                     .to_lowercase();
-                nodewarden::model::check_node_name(&h)
+                nodewarden::domain::check_node_name(&h)
                     .map_err(|e| anyhow::anyhow!("host name: {e}; pass --node-name"))?;
                 Ok(h)
             }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{Agent, Tick};
 use crate::act::{Actuators, Clock};
-use crate::execute::{LedgerSink, LedgerWriteError};
+use crate::enact::{LedgerSink, LedgerWriteError};
 use crate::health::Observation;
 use crate::host::notify::Notifier;
 use crate::ledger::{Ledger, MaintenanceRecord};

@@ -40,7 +40,7 @@ use crate::act::node::{NodeClient, NodeConditions};
 use crate::act::real::RealActuators;
 use crate::act::slots::{SlotConfig, Slots};
 use crate::act::{Actuators, Clock, Report, SystemClock};
-use crate::execute::LedgerWriteError;
+use crate::enact::LedgerWriteError;
 use crate::health::Observation;
 use crate::host::notify::{self, Notifier};
 use crate::host::systemd::{DbusOptions, DbusSystemd, Systemd};
@@ -197,7 +197,7 @@ pub struct Parts {
 
 /// `serve` with the given parts.
 pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError> {
-    crate::model::check_node_name(&cfg.node_name).map_err(ServeError::Config)?;
+    crate::domain::check_node_name(&cfg.node_name).map_err(ServeError::Config)?;
     let clock = SystemClock;
     let rb = cfg.runbook.runbook.clone();
     for w in &cfg.runbook.warnings {

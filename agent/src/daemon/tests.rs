@@ -5,9 +5,9 @@ use std::cell::RefCell;
 
 use super::*;
 use crate::act::testing::{Call, ManualClock, RecordingActuators};
-use crate::execute::Discard;
+use crate::domain::Dur;
+use crate::enact::Discard;
 use crate::health::Verdict;
-use crate::model::Dur;
 use crate::plan::{NodeView, SlotView};
 use crate::runbook::default_runbook;
 

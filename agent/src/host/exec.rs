@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use crate::model::Dur;
+use crate::domain::Dur;
 
 /// Why an `exec` step failed. The actuators turn it into their `ActError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{Dur, Problem, Timestamp};
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::runbook::ActionKind;
 
 use super::*;

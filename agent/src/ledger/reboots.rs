@@ -1,7 +1,7 @@
 //! Reboot accounting: each reboot recorded with the boot ID it leaves,
 //! confirmed by a new boot ID, and counted against the cap.
 
-use crate::model::{Dur, Timestamp};
+use crate::domain::{Dur, Timestamp};
 use crate::runbook::ActionKind;
 
 use super::*;

@@ -11,7 +11,7 @@ use super::{
     CordonRecord, HistoryEntry, HistoryLost, Ledger, MAX_LEDGER_BYTES, MAX_SALVAGE_BYTES,
     RebootRecord, SCHEMA_VERSION, SlotRecord, bounded,
 };
-use crate::model::Timestamp;
+use crate::domain::Timestamp;
 use crate::safe_fs::{self, Follow, ReadError};
 
 #[derive(Debug, thiserror::Error)]

@@ -32,8 +32,8 @@ use crate::act::node::{
     COND_MAINTENANCE, CordonOutcome, DesiredCondition, NodeClient, NodeConditions, NodeError,
 };
 use crate::act::slots::{SlotConfig, SlotError, Slots};
+use crate::domain::{Dur, Timestamp};
 use crate::health::{Observation, Verdict as ProbeVerdict};
-use crate::model::{Dur, Timestamp};
 use crate::report::events::EventSink;
 use crate::runbook::{Action, Drain, DrainMode, Runbook};
 

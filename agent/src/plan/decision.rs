@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::join;
-use crate::model::{Gate, Problem, Timestamp};
+use crate::domain::{Gate, Problem, Timestamp};
 use crate::runbook::Action;
 
 /// What must happen about the cordon before a step runs.

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use super::reboot_gate::{self, RebootGate};
 use super::{Act, CordonPlan, Decision, Gate, Inputs, NodeView, Skipped, SlotView};
 use super::{exhausted, resolve_unit, then_units};
-use crate::model::{Dur, Problem};
+use crate::domain::{Dur, Problem};
 use crate::runbook::{Action, ActionKind, Drain, Step};
 
 /// A gate that stops the step: the decision it stands for (boxed: a

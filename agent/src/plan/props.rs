@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::act::{ActError, Actuators, Clock, Drained, Report};
-use crate::execute::{Discard, execute};
+use crate::enact::{Discard, execute};
 use crate::health::Finding;
 use crate::runbook::{Drain, Runbook, parse};
 

@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 
 use super::Inputs;
+use crate::domain::Problem;
 use crate::ledger::Outcome;
-use crate::model::Problem;
 use crate::runbook::ActionKind;
 
 /// What the gate says about a reboot now.

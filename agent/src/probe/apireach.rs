@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use super::{NotConfigured, Probe, ProbeFuture};
 use crate::act::kube::Watched;
+use crate::domain::{Problem, Timestamp};
 use crate::health::{Observation, Verdict};
-use crate::model::{Problem, Timestamp};
 
 /// The agent's standing watches on the API server, as they stand now (no request).
 pub trait ReachSource: Send + Sync {

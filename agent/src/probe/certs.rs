@@ -19,7 +19,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::clock::{Validity, asn1_time, tlv};
 use super::{ApiFuture, NotConfigured};
-use crate::model::{Dur, Timestamp};
+use crate::domain::{Dur, Timestamp};
 
 /// This node's CSRs (asked by or for `system:node:<node>`: [`CsrView::is_for_node`]),
 /// from the API (`act/csr.rs`).

@@ -16,8 +16,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::domain::{Problem, Timestamp};
 use crate::health::{Observation, Verdict};
-use crate::model::{Problem, Timestamp};
 
 use super::kubelet_invocation::{Invocation, Setting, read_text};
 use super::runtime::{Detector, Runtime};
@@ -119,7 +119,7 @@ pub struct CgroupCheck {
     pub docker_socket: PathBuf,
     pub containerd_config: PathBuf,
     pub crio_config: PathBuf,
-    pub timeout: crate::model::Dur,
+    pub timeout: crate::domain::Dur,
 }
 
 impl CgroupCheck {

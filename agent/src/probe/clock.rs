@@ -21,8 +21,8 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use zbus::Connection;
 
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::health::{Observation, Verdict};
-use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::ClockProbe as Settings;
 
 use super::io;

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::{Problem, Timestamp};
 use crate::health::{Observation, Verdict};
-use crate::model::{Problem, Timestamp};
 use crate::runbook::DiskProbe as Settings;
 
 use super::kubelet_invocation::Invocation;

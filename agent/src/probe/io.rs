@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-pub use crate::model::check_http_url;
+pub use crate::domain::check_http_url;
 
 /// Most a probe reads of any reply body.
 pub const MAX_BODY: usize = 4 << 20;

@@ -31,8 +31,8 @@ use super::hostfs::follow_under as host_file;
 use super::io;
 use super::{LeaseSource, Probe, ProbeFuture, ServerClock};
 use super::{budget, elapsed_since};
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::health::{Observation, Verdict};
-use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{CertificateProbe, KubeletProbe};
 use crate::safe_fs::{self, Follow, ReadError};
 

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::health::{Observation, Verdict};
 use crate::host::systemd::{Systemd, SystemdError, UnitStatus};
-use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::KubeletProbe as Settings;
 
 use super::io::{self, CallError};

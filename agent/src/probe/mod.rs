@@ -50,9 +50,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::health::{Observation, Verdict};
 use crate::host::systemd::Systemd;
-use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{Action, Probes, Runbook, Timing};
 use crate::view::NodeFacts;
 

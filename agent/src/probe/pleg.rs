@@ -15,9 +15,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::health::{Observation, Verdict};
 use crate::host::systemd::{Systemd, SystemdError};
-use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::PlegProbe as Settings;
 
 use super::io;
@@ -118,7 +118,7 @@ pub fn parse_go_duration(s: &str) -> Option<Dur> {
         u64::try_from(total / 1_000_000_000).ok()?,
         (total % 1_000_000_000) as u32,
     );
-    (d <= crate::model::MAX_DURATION).then_some(Dur::from_std(d))
+    (d <= crate::domain::MAX_DURATION).then_some(Dur::from_std(d))
 }
 
 /// What the journal showed.

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::model::{Dur, Timestamp};
+use crate::domain::{Dur, Timestamp};
 
 use super::pleg::{JournalScan, PlegReport};
 

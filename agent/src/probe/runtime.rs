@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::domain::{Dur, Problem, Timestamp};
 use crate::health::{Observation, Verdict};
 use crate::host::systemd::Systemd;
-use crate::model::{Dur, Problem, Timestamp};
 use crate::runbook::{RuntimeKind, RuntimeProbe as Settings};
 
 use super::layout::{self, Layout, Said, Sockets};

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::domain::{Problem, Timestamp};
 use crate::health::{Observation, Verdict};
-use crate::model::{Problem, Timestamp};
 
 use super::kubelet_invocation::{Setting, read_text};
 use super::runtime::Detector;

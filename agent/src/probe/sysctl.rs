@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::domain::{Problem, Timestamp};
 use crate::health::{Observation, Verdict};
-use crate::model::{Problem, Timestamp};
 use crate::runbook::Sysctl;
 
 use super::runtime::blocking;

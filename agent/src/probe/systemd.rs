@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::domain::{Problem, Timestamp};
 use crate::health::{Observation, Verdict};
 use crate::host::systemd::{Systemd, SystemdError};
-use crate::model::{Problem, Timestamp};
 use crate::runbook::{SystemdMinimum, SystemdProbe as Settings};
 
 use super::io;

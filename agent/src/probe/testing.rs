@@ -17,10 +17,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use nix::sys::signal::Signal;
 use tokio::task::JoinHandle;
 
+use crate::domain::{Dur, Timestamp};
 use crate::host::systemd::{
     RestartOutcome, SdFuture, Systemd, SystemdError, UnitPresence, UnitStatus,
 };
-use crate::model::{Dur, Timestamp};
 
 use super::{ApiFuture, LeaseSource, ReadyConditionSource, ServerClock};
 

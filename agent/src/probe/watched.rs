@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::act::kube::{Kube, Watched};
 use crate::act::node::NodeSnapshot;
 pub use crate::act::seen_date::parse_http_date;
-use crate::model::{Dur, Timestamp};
+use crate::domain::{Dur, Timestamp};
 use crate::probe::{ApiFuture, LeaseSource, ReadyConditionSource, ServerClock};
 
 /// The node's Lease (`kube-node-lease/<node>`) from a watch: no request per probe.

@@ -12,9 +12,9 @@ use crate::act::kube::jitter;
 use crate::act::node::{
     COND_EXHAUSTED, COND_REMEDIATING, DesiredCondition, NodeConditions, problem_condition,
 };
+use crate::domain::Problem;
 use crate::health::Findings;
 use crate::ledger::Ledger;
-use crate::model::Problem;
 use crate::plan::Decision;
 use crate::runbook::Runbook;
 

@@ -31,7 +31,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::model::{Gate, Timestamp};
+use crate::domain::{Gate, Timestamp};
 
 /// Histogram buckets of probe durations, seconds.
 pub const PROBE_BUCKETS: [f64; 9] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0];

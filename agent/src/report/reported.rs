@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 
 use crate::act::Report;
+use crate::domain::Problem;
 use crate::health::Findings;
-use crate::model::Problem;
 use crate::runbook::{Action, Runbook};
 
 /// One change of a report-only finding.

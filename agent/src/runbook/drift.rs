@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::model::Timing;
-use crate::model::Dur;
+use crate::domain::Dur;
 
 /// `SwapOn`: swap in `/proc/swaps` while the kubelet's `failSwapOn` is not false.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 pub use super::drift::*;
-use crate::model::{Dur, Problem};
+use crate::domain::{Dur, Problem};
 
 pub const API_VERSION: &str = "nodewarden.io/v1alpha1";
 pub const KIND: &str = "Runbook";

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::model::{Dur, Problem};
+use crate::domain::{Dur, Problem};
 
 pub type S<T> = Spanned<T>;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{Dur, Problem};
+use crate::domain::{Dur, Problem};
 
 fn errors_of(text: &str) -> Vec<Diagnostic> {
     match parse("rb.yaml", text) {

@@ -14,9 +14,9 @@ use nodewarden::act::node::{
     CordonOutcome, DesiredCondition, NodeClient, NodeConditions, NodeError, UncordonOutcome,
 };
 use nodewarden::act::slots::{SlotConfig, SlotError, Slots};
+use nodewarden::domain::{Dur, Problem, Timestamp};
 use nodewarden::health::{Observation, Verdict as ProbeVerdict};
 use nodewarden::maintenance::procedure::{self, Ctx, StartOptions, StateFile};
-use nodewarden::model::{Dur, Problem, Timestamp};
 use nodewarden::plan::SlotView;
 use nodewarden::report::EventSink;
 use nodewarden::runbook::{self, Drain, DrainMode};

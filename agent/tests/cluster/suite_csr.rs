@@ -5,7 +5,7 @@
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Api, DeleteParams};
 use nodewarden::act::csr::CsrLister;
-use nodewarden::model::{Dur, Timestamp};
+use nodewarden::domain::{Dur, Timestamp};
 use nodewarden::probe::certs::{self, CsrState, SIGNER_CLIENT, SIGNER_SERVING};
 use serde_json::{Value, json};
 

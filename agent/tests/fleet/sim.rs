@@ -14,12 +14,12 @@ use std::time::Duration;
 use nodewarden::act::kube::{KubeOptions, Source};
 use nodewarden::daemon::run::Control;
 use nodewarden::daemon::serve::{ApiConfig, Parts, ServeConfig, serve_with};
+use nodewarden::domain::{Problem, Timestamp};
 use nodewarden::health::{Observation, Verdict};
 use nodewarden::host::notify::Notifier;
 use nodewarden::host::systemd::{
     JobResult, RestartOutcome, SdFuture, Systemd, SystemdError, UnitPresence, UnitStatus,
 };
-use nodewarden::model::{Problem, Timestamp};
 use nodewarden::probe::ProbeEnv;
 use nodewarden_fakeapi::{FakeApi, Kind, Mode, RequestRecord};
 use serde_json::Value;

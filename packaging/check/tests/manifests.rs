@@ -608,13 +608,13 @@ fn the_admission_policy_fits_the_agent() {
         .collect();
     let root = repo_root();
     let mut want = BTreeSet::new();
-    let model = std::fs::read_to_string(root.join("agent/src/model.rs")).unwrap();
+    let model = std::fs::read_to_string(root.join("agent/src/domain.rs")).unwrap();
     let re = regex::Regex::new(r#"Problem::\w+ => "(\w+)""#).unwrap();
     want.extend(re.captures_iter(&model).map(|c| c[1].to_string()));
     assert_eq!(
         want.len(),
         11,
-        "Problem::as_str not found in agent/src/model.rs"
+        "Problem::as_str not found in agent/src/domain.rs"
     );
     if let Ok(node) = std::fs::read_to_string(root.join("agent/src/act/node.rs")) {
         let re = regex::Regex::new(r#"pub const COND_\w+: &str = "(\w+)";"#).unwrap();

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::act::ActError;
 use crate::act::kube::KubeError;
-use crate::model::Dur;
+use crate::domain::Dur;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PodRef {

@@ -76,7 +76,7 @@ impl SkipWait {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Dur;
+    use crate::domain::Dur;
     use crate::runbook::DrainMode;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 

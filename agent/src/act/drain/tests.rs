@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::Dur;
+use crate::domain::Dur;
 use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec, PodStatus, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::core::Status;

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Timestamp;
 use crate::ledger::MaintenanceRecord;
-use crate::model::Timestamp;
 
 use super::*;
 

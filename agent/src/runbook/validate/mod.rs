@@ -15,7 +15,7 @@ mod steps;
 use super::model::*;
 use super::schema::*;
 use super::{Diagnostic, Severity};
-use crate::model::{Dur, Problem};
+use crate::domain::{Dur, Problem};
 
 pub(super) struct Ctx {
     diags: Vec<Diagnostic>,

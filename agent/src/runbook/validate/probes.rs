@@ -9,7 +9,7 @@ use serde_saphyr::Location;
 use super::super::model::*;
 use super::super::schema::*;
 use super::*;
-use crate::model::{Dur, Problem};
+use crate::domain::{Dur, Problem};
 
 /// The common timing of `doc` (or the defaults when the problem is not
 /// listed), checked against the rules every probe shares.
@@ -109,7 +109,7 @@ fn kubelet(cx: &mut Ctx, doc: Option<&S<KubeletDoc>>) -> KubeletProbe {
     let k = doc.map(|s| &s.value);
     let healthz = k.and_then(|k| k.healthz_url.as_ref());
     if let Some(s) = healthz
-        && let Err(e) = crate::model::check_http_url(&s.value)
+        && let Err(e) = crate::domain::check_http_url(&s.value)
     {
         cx.err(
             at(s),

@@ -3,7 +3,7 @@
 use super::super::model::*;
 use super::super::schema::*;
 use super::*;
-use crate::model::Dur;
+use crate::domain::Dur;
 
 pub(super) fn safety(cx: &mut Ctx, d: SafetyDoc) -> Safety {
     let max_concurrent_disruptions = match &d.max_concurrent_disruptions {

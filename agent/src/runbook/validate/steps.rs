@@ -8,7 +8,7 @@ use super::super::model::*;
 use super::super::schema::*;
 use super::super::units::{TIME_SYNC_UNITS, is_runtime_unit, is_time_sync_unit};
 use super::*;
-use crate::model::{Dur, Problem};
+use crate::domain::{Dur, Problem};
 
 pub(super) fn steps(cx: &mut Ctx, docs: &S<Vec<StepDoc>>, probes: &Probes) -> Vec<Step> {
     if docs.value.is_empty() {

@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 
 use crate::act::{ActError, Actuators, Clock, Drained, Report};
+use crate::domain::{Dur, Gate, Problem};
 use crate::ledger::{CordonRecord, Ledger, Outcome, SlotRecord};
-use crate::model::{Dur, Gate, Problem};
 use crate::plan::{Act, CordonPlan, Decision};
 use crate::runbook::Action;
 
@@ -460,7 +460,7 @@ async fn restart_in_order<A: Actuators>(
 mod tests {
     use super::*;
     use crate::act::testing::{Call, ManualClock, RecordingActuators};
-    use crate::model::Timestamp;
+    use crate::domain::Timestamp;
 
     fn runtime_act() -> Act {
         let rb = crate::runbook::default_runbook().runbook;
