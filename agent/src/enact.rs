@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use crate::act::{ActError, Actuators, Clock, Drained, Report};
-use crate::domain::{Dur, Gate, Problem};
+use crate::domain::{Dur, Gate, Problem, join_problems};
 use crate::ledger::{CordonRecord, Ledger, Outcome, SlotRecord};
 use crate::plan::{Act, CordonPlan, Decision};
 use crate::runbook::Action;
@@ -437,7 +437,7 @@ async fn final_drain<A: Actuators>(a: &Act, act: &A) -> Result<Option<Drained>, 
 }
 
 fn problems(ps: &BTreeSet<Problem>) -> String {
-    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+    join_problems(ps, ", ")
 }
 
 /// Restart `first`, then each of `then`, stopping at the first failure: a

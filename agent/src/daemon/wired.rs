@@ -108,7 +108,7 @@ impl Views for Wired {
             Decision::Paused { .. } => Some(Gate::Maintenance),
             _ => None,
         };
-        m.set_hold_gate(gate.map(|g| g.to_string()).as_deref());
+        m.set_hold_gate(gate);
         m.set_slot_held(ledger.slot.is_some());
         m.set_last_decision(tick.decision.name(), tick.now);
         if let Some(ep) = &ledger.episode {

@@ -63,7 +63,7 @@ struct State {
     steps: BTreeMap<(String, String), u64>,
     probes: BTreeMap<String, Histogram>,
     phase: Option<String>,
-    hold_gate: Option<String>,
+    hold_gate: Option<Gate>,
     slot_held: bool,
     ledger_write_failing: bool,
     last_decision: Option<(String, Timestamp)>,
@@ -144,8 +144,8 @@ impl Metrics {
     }
 
     /// The gate holding the ladder now (`StormGate`, …), or none.
-    pub fn set_hold_gate(&self, gate: Option<&str>) {
-        self.state().hold_gate = gate.map(str::to_string);
+    pub fn set_hold_gate(&self, gate: Option<Gate>) {
+        self.state().hold_gate = gate;
     }
 
     /// The ledger cannot be written (full disk, read-only filesystem): every step is held.
@@ -244,12 +244,11 @@ impl Metrics {
             "# HELP nodewarden_hold_gate The safety gate holding the next step (1) among all gates (0)."
         );
         let _ = writeln!(o, "# TYPE nodewarden_hold_gate gauge");
-        let gate = s.hold_gate.as_deref();
-        for g in Gate::ALL.map(Gate::as_str) {
+        for g in Gate::ALL {
             let _ = writeln!(
                 o,
                 "nodewarden_hold_gate{{gate=\"{g}\"}} {}",
-                u8::from(gate == Some(g))
+                u8::from(s.hold_gate == Some(g))
             );
         }
         let _ = writeln!(
@@ -373,7 +372,7 @@ mod tests {
     #[test]
     fn every_gate_is_exported() {
         let m = Metrics::new();
-        m.set_hold_gate(Some("StormGate"));
+        m.set_hold_gate(Some(Gate::StormGate));
         let text = m.render();
         for g in Gate::ALL {
             let v = u8::from(g == Gate::StormGate);
@@ -395,7 +394,7 @@ mod tests {
         m.observe_probe("KubeletUnhealthy", Duration::from_millis(30));
         m.observe_probe("KubeletUnhealthy", Duration::from_secs(20));
         m.set_phase("verify");
-        m.set_hold_gate(Some("StormGate"));
+        m.set_hold_gate(Some(Gate::StormGate));
         m.set_slot_held(true);
         m.set_last_decision(
             "act",
