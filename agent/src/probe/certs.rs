@@ -5,8 +5,10 @@
 //! Pure: bytes and API objects in, judgements out; no I/O and no clock (the probe in
 //! `kubecert.rs` reads the files, asks the API and passes the time).
 //!
-//! Certificates are read with the minimal DER walk of `clock.rs` (RFC 5280 §4.1): validity,
-//! issuer and subject are all a judgement needs, so the product carries no X.509 library.
+//! Certificates are read with one minimal DER walk (RFC 5280 §4.1), here, shared with the
+//! clock probe (`clock.rs` reads the kubelet client certificate's validity through it):
+//! validity, issuer and subject are all a judgement needs, so the product carries no X.509
+//! library.
 //! A PKCS#10 request (RFC 2986 §4) is walked the same way for its subject's CN: a kubelet
 //! that bootstraps asks as `system:bootstrap:<token-id>`, and only the request's subject
 //! (`CN=system:node:<node>`) says which node it is for.
@@ -17,7 +19,6 @@
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
-use super::clock::{Validity, asn1_time, tlv};
 use super::{ApiFuture, NotConfigured};
 use crate::domain::{Dur, Timestamp};
 
@@ -69,8 +70,24 @@ pub fn cert_info_pem(bytes: &[u8]) -> Result<CertInfo, &'static str> {
     cert_info_der(&der)
 }
 
-/// `Certificate → TBSCertificate → issuer, validity, subject`.
-pub fn cert_info_der(der: &[u8]) -> Result<CertInfo, &'static str> {
+/// The validity window of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+}
+
+/// What the walk takes out of a TBSCertificate: the raw issuer and subject
+/// Names (their contents) and the validity window.
+struct Tbs<'a> {
+    issuer: &'a [u8],
+    validity: Validity,
+    subject: &'a [u8],
+}
+
+/// `Certificate → TBSCertificate → issuer, validity, subject`: the one DER walk
+/// of a certificate (RFC 5280 §4.1).
+fn tbs(der: &[u8]) -> Result<Tbs<'_>, &'static str> {
     let (tag, cert, _) = tlv(der)?;
     if tag != 0x30 {
         return Err("not a SEQUENCE");
@@ -103,13 +120,28 @@ pub fn cert_info_der(der: &[u8]) -> Result<CertInfo, &'static str> {
     }
     let (t1, nb, vr) = tlv(validity)?;
     let (t2, na, _) = tlv(vr)?;
-    Ok(CertInfo {
+    Ok(Tbs {
+        issuer,
         validity: Validity {
             not_before: asn1_time(t1, nb)?,
             not_after: asn1_time(t2, na)?,
         },
-        subject_cn: name_cn(subject)?,
-        self_signed: issuer == subject,
+        subject,
+    })
+}
+
+/// A certificate's validity window alone (the clock probe's question).
+pub fn cert_validity_der(der: &[u8]) -> Result<Validity, &'static str> {
+    tbs(der).map(|t| t.validity)
+}
+
+/// A certificate's validity, subject CN and whether it signed itself.
+pub fn cert_info_der(der: &[u8]) -> Result<CertInfo, &'static str> {
+    let t = tbs(der)?;
+    Ok(CertInfo {
+        validity: t.validity,
+        subject_cn: name_cn(t.subject)?,
+        self_signed: t.issuer == t.subject,
     })
 }
 
@@ -167,6 +199,53 @@ fn name_cn(mut rdns: &[u8]) -> Result<Option<String>, &'static str> {
         }
     }
     Ok(cn)
+}
+
+/// One DER TLV: (tag, contents, rest).
+fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
+    let (&tag, b) = b.split_first().ok_or("truncated")?;
+    let (&l0, b) = b.split_first().ok_or("truncated")?;
+    let (len, b) = if l0 < 0x80 {
+        (l0 as usize, b)
+    } else {
+        let n = (l0 & 0x7f) as usize;
+        if n == 0 || n > 4 || b.len() < n {
+            return Err("bad length");
+        }
+        let len = b[..n].iter().fold(0usize, |a, &x| (a << 8) | x as usize);
+        (len, &b[n..])
+    };
+    if b.len() < len {
+        return Err("truncated");
+    }
+    Ok((tag, &b[..len], &b[len..]))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, 1950–2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
+fn asn1_time(tag: u8, v: &[u8]) -> Result<Timestamp, &'static str> {
+    let s = std::str::from_utf8(v).map_err(|_| "bad time")?;
+    let s = s.strip_suffix('Z').ok_or("time not in UTC")?;
+    let full = match tag {
+        0x17 if s.len() == 12 => {
+            let yy: u32 = s[..2].parse().map_err(|_| "bad time")?;
+            format!("{}{s}", if yy >= 50 { "19" } else { "20" })
+        }
+        0x18 if s.len() >= 14 => s[..14].to_string(),
+        _ => return Err("bad time"),
+    };
+    if !full.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("bad time");
+    }
+    let rfc = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &full[..4],
+        &full[4..6],
+        &full[6..8],
+        &full[8..10],
+        &full[10..12],
+        &full[12..14]
+    );
+    rfc.parse().map_err(|_| "bad time")
 }
 
 /// Which of the kubelet's certificates.
@@ -489,6 +568,31 @@ mod tests {
             approve_command(["a b'c"]),
             r"kubectl certificate approve 'a b'\''c'"
         );
+    }
+
+    #[test]
+    fn asn1_times() {
+        assert_eq!(
+            asn1_time(0x17, b"250102030405Z").unwrap().to_string(),
+            "2025-01-02T03:04:05Z"
+        );
+        assert_eq!(
+            asn1_time(0x17, b"991231235959Z").unwrap().to_string(),
+            "1999-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            asn1_time(0x18, b"20510102030405Z").unwrap().to_string(),
+            "2051-01-02T03:04:05Z"
+        );
+        assert!(asn1_time(0x17, b"2501020304Z").is_err());
+        assert!(asn1_time(0x17, b"250102030405+0100").is_err());
+    }
+
+    #[test]
+    fn der_walk_rejects_garbage() {
+        assert!(cert_validity_der(&[]).is_err());
+        assert!(cert_validity_der(&[0x30, 0x82, 0xff]).is_err());
+        assert!(cert_validity_der(&[0x04, 0x00]).is_err());
     }
 
     #[test]

@@ -25,6 +25,8 @@ use crate::domain::{Dur, Problem, Timestamp};
 use crate::health::{Observation, Verdict};
 use crate::runbook::ClockProbe as Settings;
 
+pub use super::certs::Validity;
+use super::certs::cert_validity_der;
 use super::io;
 use super::{ApiFuture, Probe, ProbeFuture, budget, elapsed_since};
 
@@ -79,13 +81,6 @@ impl Skew {
     }
 }
 
-/// The validity window of a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Validity {
-    pub not_before: Timestamp,
-    pub not_after: Timestamp,
-}
-
 /// Errors reading a certificate.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -115,88 +110,6 @@ pub fn cert_validity_pem(path: &Path) -> Result<Validity, CertError> {
         .find(|b| b.tag() == "CERTIFICATE")
         .ok_or_else(|| CertError::NoCertificate(p.clone()))?;
     cert_validity_der(cert.contents()).map_err(|why| CertError::Malformed(p, why))
-}
-
-/// One DER TLV: (tag, contents, rest).
-pub(crate) fn tlv(b: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
-    let (&tag, b) = b.split_first().ok_or("truncated")?;
-    let (&l0, b) = b.split_first().ok_or("truncated")?;
-    let (len, b) = if l0 < 0x80 {
-        (l0 as usize, b)
-    } else {
-        let n = (l0 & 0x7f) as usize;
-        if n == 0 || n > 4 || b.len() < n {
-            return Err("bad length");
-        }
-        let len = b[..n].iter().fold(0usize, |a, &x| (a << 8) | x as usize);
-        (len, &b[n..])
-    };
-    if b.len() < len {
-        return Err("truncated");
-    }
-    Ok((tag, &b[..len], &b[len..]))
-}
-
-/// `Certificate → TBSCertificate → validity` by a minimal DER walk (RFC 5280 §4.1).
-pub fn cert_validity_der(der: &[u8]) -> Result<Validity, &'static str> {
-    let (tag, cert, _) = tlv(der)?;
-    if tag != 0x30 {
-        return Err("not a SEQUENCE");
-    }
-    let (tag, tbs, _) = tlv(cert)?;
-    if tag != 0x30 {
-        return Err("no TBSCertificate");
-    }
-    let mut rest = tbs;
-    let (mut tag, _, r) = tlv(rest)?;
-    if tag == 0xa0 {
-        // [0] EXPLICIT version
-        rest = r;
-        (tag, _, _) = tlv(rest)?;
-    }
-    if tag != 0x02 {
-        return Err("no serial number");
-    }
-    let (_, _, r) = tlv(rest)?; // serialNumber
-    let (_, _, r) = tlv(r)?; // signature AlgorithmIdentifier
-    let (_, _, r) = tlv(r)?; // issuer
-    let (tag, validity, _) = tlv(r)?;
-    if tag != 0x30 {
-        return Err("no validity");
-    }
-    let (t1, nb, r) = tlv(validity)?;
-    let (t2, na, _) = tlv(r)?;
-    Ok(Validity {
-        not_before: asn1_time(t1, nb)?,
-        not_after: asn1_time(t2, na)?,
-    })
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`, 1950–2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
-pub(crate) fn asn1_time(tag: u8, v: &[u8]) -> Result<Timestamp, &'static str> {
-    let s = std::str::from_utf8(v).map_err(|_| "bad time")?;
-    let s = s.strip_suffix('Z').ok_or("time not in UTC")?;
-    let full = match tag {
-        0x17 if s.len() == 12 => {
-            let yy: u32 = s[..2].parse().map_err(|_| "bad time")?;
-            format!("{}{s}", if yy >= 50 { "19" } else { "20" })
-        }
-        0x18 if s.len() >= 14 => s[..14].to_string(),
-        _ => return Err("bad time"),
-    };
-    if !full.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("bad time");
-    }
-    let rfc = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &full[..4],
-        &full[4..6],
-        &full[6..8],
-        &full[8..10],
-        &full[10..12],
-        &full[12..14]
-    );
-    rfc.parse().map_err(|_| "bad time")
 }
 
 /// timedated's `NTPSynchronized`, over the system bus.
@@ -474,30 +387,5 @@ mod tests {
         assert!(s.excess(Dur::from_secs(5)) < 0.0, "{s:?}");
         let s = Skew::measure(t(107), Dur::from_millis(10), t(100));
         assert!(s.excess(Dur::from_secs(5)) > 0.0, "{s:?}");
-    }
-
-    #[test]
-    fn asn1_times() {
-        assert_eq!(
-            asn1_time(0x17, b"250102030405Z").unwrap().to_string(),
-            "2025-01-02T03:04:05Z"
-        );
-        assert_eq!(
-            asn1_time(0x17, b"991231235959Z").unwrap().to_string(),
-            "1999-12-31T23:59:59Z"
-        );
-        assert_eq!(
-            asn1_time(0x18, b"20510102030405Z").unwrap().to_string(),
-            "2051-01-02T03:04:05Z"
-        );
-        assert!(asn1_time(0x17, b"2501020304Z").is_err());
-        assert!(asn1_time(0x17, b"250102030405+0100").is_err());
-    }
-
-    #[test]
-    fn der_walk_rejects_garbage() {
-        assert!(cert_validity_der(&[]).is_err());
-        assert!(cert_validity_der(&[0x30, 0x82, 0xff]).is_err());
-        assert!(cert_validity_der(&[0x04, 0x00]).is_err());
     }
 }
