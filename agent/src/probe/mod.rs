@@ -239,6 +239,30 @@ impl ProbeEnv {
         }
     }
 
+    /// The runtime layout detector for `settings` (the kubelet's unit, the runtime
+    /// sockets) on this node: one construction for the probes and for the node facts.
+    pub fn runtime_detector(
+        &self,
+        settings: &Probes,
+        systemd: &Arc<dyn Systemd>,
+    ) -> runtime::Detector {
+        runtime::Detector {
+            setting: settings.runtime.runtime,
+            docker_socket: self.host_path(&settings.runtime.docker_socket),
+            containerd_socket: self.host_path(&settings.runtime.containerd_socket),
+            kubelet_unit: settings.kubelet.unit.clone(),
+            proc_root: self.proc_root.clone(),
+            kubeadm_flags: self.kubeadm_flags.clone(),
+            kubelet_config: self.kubelet_config.clone(),
+            systemd: systemd.clone(),
+            kubelet_env_files: self.kubelet_env_files.clone(),
+            crio_socket: self.crio_socket.clone(),
+            cri_dockerd_socket: self.cri_dockerd_socket.clone(),
+            node: self.node_info.clone(),
+            host_root: self.host_root.clone(),
+        }
+    }
+
     /// `p` as the probes must open it: under the host root when there is one, with the
     /// symlinks of its directories resolved inside that root as a chroot would (Debian's
     /// `/var/run` → `/run` is absolute and would otherwise lead into the pod's own tree).
@@ -294,21 +318,7 @@ impl ProbeSet {
         api: ApiSources,
     ) -> ProbeSet {
         let kubelet_unit = settings.kubelet.unit.clone();
-        let detector = Arc::new(runtime::Detector {
-            setting: settings.runtime.runtime,
-            docker_socket: env.host_path(&settings.runtime.docker_socket),
-            containerd_socket: env.host_path(&settings.runtime.containerd_socket),
-            kubelet_unit: kubelet_unit.clone(),
-            proc_root: env.proc_root.clone(),
-            kubeadm_flags: env.kubeadm_flags.clone(),
-            kubelet_config: env.kubelet_config.clone(),
-            systemd: systemd.clone(),
-            kubelet_env_files: env.kubelet_env_files.clone(),
-            crio_socket: env.crio_socket.clone(),
-            cri_dockerd_socket: env.cri_dockerd_socket.clone(),
-            node: env.node_info.clone(),
-            host_root: env.host_root.clone(),
-        });
+        let detector = Arc::new(env.runtime_detector(settings, &systemd));
         let all: Vec<(Arc<dyn Probe>, Timing)> = vec![
             (
                 Arc::new(kubelet::KubeletCheck {
@@ -537,22 +547,7 @@ pub async fn node_facts(
         }
         Some(map)
     };
-    let p = &runbook.spec.probes.runtime;
-    let detector = runtime::Detector {
-        setting: p.runtime,
-        docker_socket: env.host_path(&p.docker_socket),
-        containerd_socket: env.host_path(&p.containerd_socket),
-        kubelet_unit: runbook.spec.probes.kubelet.unit.clone(),
-        proc_root: env.proc_root.clone(),
-        kubeadm_flags: env.kubeadm_flags.clone(),
-        kubelet_config: env.kubelet_config.clone(),
-        systemd: systemd.clone(),
-        kubelet_env_files: env.kubelet_env_files.clone(),
-        crio_socket: env.crio_socket.clone(),
-        cri_dockerd_socket: env.cri_dockerd_socket.clone(),
-        node: env.node_info.clone(),
-        host_root: env.host_root.clone(),
-    };
+    let detector = env.runtime_detector(&runbook.spec.probes, &systemd);
     let runtime_units = async {
         detector
             .detect()
