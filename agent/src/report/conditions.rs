@@ -112,12 +112,4 @@ pub fn spawn_conditions(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_are_camel_case() {
-        assert_eq!(reason_word("act"), "Act");
-        assert_eq!(reason_word(""), "");
-    }
-}
+mod tests;
