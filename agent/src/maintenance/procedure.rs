@@ -18,6 +18,14 @@
 //! The slot Lease is taken with the maintenance's maximum duration as its
 //! lifetime (no process renews it while a person works and the node reboots);
 //! `end` releases it, and a forgotten one expires on its own.
+//!
+//! Not a second remediation path: `start` does not go through plan → execute
+//! (a person's fixed order, run by the CLI beside the daemon, with no finding
+//! and no ledger it may write; docs/architecture.md says why in full), but it
+//! runs the daemon's own building blocks: the cordon with its ownership
+//! (`NodeClient`), the slot Lease (`Slots`), the `Drainer` with the drain's pod
+//! filters, the NodeConditions and Events writers, and `act::kube`'s client
+//! with its per-call deadline.
 
 use std::time::Duration;
 
