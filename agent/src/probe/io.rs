@@ -137,6 +137,28 @@ async fn staged<T>(
     }
 }
 
+/// A reply's head, trailers and body (at most `MAX_BODY` bytes), for HTTP/1 and
+/// HTTP/2 alike; `stage` names the wait (`what`) and so does the error.
+async fn collect_reply(
+    resp: http::Response<hyper::body::Incoming>,
+    stage: &Stage,
+    what: &'static str,
+) -> Result<Reply, CallError> {
+    stage.set(what);
+    let (parts, body) = resp.into_parts();
+    let collected = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| CallError::Protocol(format!("{what}: {e}")))?;
+    let trailers = collected.trailers().cloned();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        trailers,
+        body: collected.to_bytes().to_vec(),
+    })
+}
+
 async fn http1_exchange<IO>(
     io: IO,
     req: Request<Empty<&'static [u8]>>,
@@ -155,19 +177,7 @@ where
             .send_request(req)
             .await
             .map_err(|e| CallError::Protocol(format!("request failed: {e}")))?;
-        stage.set("reading the reply body");
-        let (parts, body) = resp.into_parts();
-        let collected = Limited::new(body, MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| CallError::Protocol(format!("reading the reply body: {e}")))?;
-        let trailers = collected.trailers().cloned();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            trailers,
-            body: collected.to_bytes().to_vec(),
-        })
+        collect_reply(resp, stage, "reading the reply body").await
     };
     tokio::pin!(conn);
     tokio::pin!(exchange);
@@ -288,14 +298,7 @@ pub async fn grpc_unary_unix(
                 .send_request(req)
                 .await
                 .map_err(|e| CallError::Protocol(format!("request failed: {e}")))?;
-            stage.set("reading the reply");
-            let (parts, body) = resp.into_parts();
-            let collected = Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| CallError::Protocol(format!("reading the reply: {e}")))?;
-            let trailers = collected.trailers().cloned();
-            let body = collected.to_bytes();
+            let reply = collect_reply(resp, &stage, "reading the reply").await?;
             let status_from = |h: &HeaderMap| {
                 h.get("grpc-status")
                     .and_then(|v| v.to_str().ok())
@@ -306,19 +309,21 @@ pub async fn grpc_unary_unix(
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string)
             };
-            let grpc_status = trailers
+            let grpc_status = reply
+                .trailers
                 .as_ref()
                 .and_then(status_from)
-                .or_else(|| status_from(&parts.headers));
-            let grpc_message = trailers
+                .or_else(|| status_from(&reply.headers));
+            let grpc_message = reply
+                .trailers
                 .as_ref()
                 .and_then(message_from)
-                .or_else(|| message_from(&parts.headers));
+                .or_else(|| message_from(&reply.headers));
             Ok(GrpcReply {
-                http_status: parts.status.as_u16(),
+                http_status: reply.status.as_u16(),
                 grpc_status,
                 grpc_message,
-                message_bytes: grpc_payload_len(&body),
+                message_bytes: grpc_payload_len(&reply.body),
             })
         };
         tokio::pin!(conn);
