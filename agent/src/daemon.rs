@@ -228,15 +228,27 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
     /// lacks the fleet count).
     pub fn peek(&mut self, cluster: &ClusterView, facts: &NodeFacts) -> Decision {
         let now = self.clock.now();
+        self.decide(cluster, facts, now).1
+    }
+
+    /// The findings at `now` and the planner's decision on them: what `peek`
+    /// shows and `tick` carries out.
+    fn decide(
+        &mut self,
+        cluster: &ClusterView,
+        facts: &NodeFacts,
+        now: Timestamp,
+    ) -> (Findings, Decision) {
         let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
-        plan(&Inputs {
+        let decision = plan(&Inputs {
             findings: &findings,
             ledger: &self.ledger,
             runbook: &self.runbook.runbook,
             cluster,
             node: facts,
             now,
-        })
+        });
+        (findings, decision)
     }
 
     /// Evaluate health, plan, carry the decision out. Logs one line when the decision changes.
@@ -248,15 +260,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
         self.flush()?;
         let now = self.clock.now();
         self.note_api(cluster.api_reachable, now);
-        let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
-        let decision = plan(&Inputs {
-            findings: &findings,
-            ledger: &self.ledger,
-            runbook: &self.runbook.runbook,
-            cluster,
-            node: facts,
-            now,
-        });
+        let (findings, decision) = self.decide(cluster, facts, now);
         let text = decision.to_string();
         let changed = self.last.as_deref() != Some(text.as_str());
         if changed {
