@@ -255,7 +255,13 @@ pub struct GrpcReply {
     pub grpc_message: Option<String>,
     /// The reply message size, without the 5-byte frame prefixes.
     pub message_bytes: usize,
+    /// The first reply message (uncompressed frames only; empty otherwise), at most
+    /// [`MAX_GRPC_MESSAGE`] bytes: what a caller that decodes the reply reads.
+    pub message: Vec<u8>,
 }
+
+/// The most of a reply message kept for decoding (the replies decoded are a few bytes).
+pub const MAX_GRPC_MESSAGE: usize = 4096;
 
 impl GrpcReply {
     pub fn ok(&self) -> bool {
@@ -324,6 +330,7 @@ pub async fn grpc_unary_unix(
                 grpc_status,
                 grpc_message,
                 message_bytes: grpc_payload_len(&reply.body),
+                message: grpc_first_message(&reply.body),
             })
         };
         tokio::pin!(conn);
@@ -337,6 +344,19 @@ pub async fn grpc_unary_unix(
         }
     })
     .await
+}
+
+/// The first length-prefixed gRPC message when it is whole and not compressed (flag 0);
+/// else empty.
+fn grpc_first_message(b: &[u8]) -> Vec<u8> {
+    if b.len() < 5 || b[0] != 0 {
+        return Vec::new();
+    }
+    let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
+    match b.get(5..5 + len) {
+        Some(m) if len <= MAX_GRPC_MESSAGE => m.to_vec(),
+        _ => Vec::new(),
+    }
 }
 
 /// Sum of the message lengths of length-prefixed gRPC frames.

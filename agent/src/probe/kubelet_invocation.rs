@@ -42,6 +42,7 @@ pub struct KubeletConfig {
     pub fail_swap_on: Option<Spanned<bool>>,
     pub cgroup_driver: Option<Spanned<String>>,
     pub eviction_hard: Option<Spanned<BTreeMap<String, String>>>,
+    pub feature_gates: Option<Spanned<BTreeMap<String, bool>>>,
 }
 
 impl Invocation {

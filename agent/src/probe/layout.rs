@@ -201,7 +201,7 @@ pub fn from_kubelet_config(source: &str, yaml: &str) -> Said {
 }
 
 /// `(major, minor)` of a kubelet version like `v1.23.17` or `v1.28.2-eks-1`.
-fn minor_version(v: &str) -> Option<(u32, u32)> {
+pub(crate) fn minor_version(v: &str) -> Option<(u32, u32)> {
     let mut it = v.trim().trim_start_matches('v').split('.');
     let major = it.next()?.parse().ok()?;
     let minor: String = it

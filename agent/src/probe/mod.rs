@@ -21,6 +21,7 @@ pub mod apireach;
 pub mod certs;
 pub mod cgroup_driver;
 pub mod clock;
+pub mod cri_cgroup;
 pub mod disk;
 pub mod hostfs;
 pub mod io;

@@ -35,6 +35,16 @@ pub enum Mode {
     Hang,
     /// CRI only: `runtime.v1` is unimplemented (containerd < 1.7), `v1alpha2` answers.
     OnlyV1alpha2,
+    /// CRI only: as `Ok`, and `RuntimeConfig` states the cgroup driver, as containerd 2.x
+    /// and CRI-O ≥ 1.28 do (`Ok` answers it `Unimplemented`, as older runtimes do).
+    StatesCgroupDriver(CgroupDriver),
+}
+
+/// The driver a CRI fake states in `RuntimeConfig`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupDriver {
+    Systemd,
+    Cgroupfs,
 }
 
 /// A running fake server; dropping it stops it.
@@ -194,6 +204,10 @@ pub async fn cri_server(socket: &Path, mode: Mode) -> std::io::Result<FakeServer
         b'a', b'i', b'n', b'e', b'r', b'd',
     ];
     static EMPTY: &[u8] = &[0, 0, 0, 0, 0];
+    // RuntimeConfigResponse{linux: {cgroup_driver: CGROUPFS (1)}}; SYSTEMD (0) is the
+    // proto3 default, left out: an empty `linux` message
+    static CGROUPFS: &[u8] = &[0, 0, 0, 0, 4, 0x0a, 2, 0x08, 1];
+    static SYSTEMD: &[u8] = &[0, 0, 0, 0, 2, 0x0a, 0];
     let _ = std::fs::remove_file(socket);
     let l = tokio::net::UnixListener::bind(socket)?;
     let m = Arc::new(Mutex::new(mode));
@@ -216,6 +230,15 @@ pub async fn cri_server(socket: &Path, mode: Mode) -> std::io::Result<FakeServer
                         }
                         _ if path.ends_with("/Version") => grpc_reply(0, VERSION),
                         _ if path.ends_with("/ListPodSandbox") => grpc_reply(0, EMPTY),
+                        Mode::StatesCgroupDriver(d) if path.ends_with("/RuntimeConfig") => {
+                            grpc_reply(
+                                0,
+                                match d {
+                                    CgroupDriver::Cgroupfs => CGROUPFS,
+                                    CgroupDriver::Systemd => SYSTEMD,
+                                },
+                            )
+                        }
                         _ => grpc_reply(12, b""),
                     };
                     Ok::<_, std::convert::Infallible>(r)

@@ -13,6 +13,19 @@ fn grpc_frames_are_summed() {
 }
 
 #[test]
+fn the_first_whole_uncompressed_message_is_kept() {
+    assert_eq!(
+        grpc_first_message(&[0, 0, 0, 0, 2, 9, 9, 0, 0, 0, 0, 1, 7]),
+        vec![9, 9]
+    );
+    assert!(grpc_first_message(&[0, 0, 0, 0, 0]).is_empty());
+    assert!(grpc_first_message(&[]).is_empty());
+    // truncated, or compressed (flag 1): nothing to decode
+    assert!(grpc_first_message(&[0, 0, 0, 0, 9, 1]).is_empty());
+    assert!(grpc_first_message(&[1, 0, 0, 0, 1, 7]).is_empty());
+}
+
+#[test]
 fn seconds_print_short() {
     assert_eq!(fmt_secs(Duration::from_millis(250)), "250ms");
     assert_eq!(fmt_secs(Duration::from_secs(10)), "10s");
