@@ -138,3 +138,51 @@ async fn without_the_endpoints_socket_the_runtime_is_not_found_in_the_pods_own_t
         "{rt:#?}"
     );
 }
+
+/// cri-dockerd (kubelet ≥ 1.24 on docker): the runtime probe checks the CRI socket the
+/// kubelet names, then dockerd's own socket, both under the host root. Here dockerd's socket
+/// is itself an absolute link (a relocated socket left behind a link: the kernel follows
+/// it on connect, so the probe must follow it too, inside the host root, never into the
+/// pod's own /run).
+#[tokio::test]
+async fn cri_dockerd_and_a_linked_dockerd_socket_resolve_inside_the_host_root() {
+    use nodewarden::probe::testing::docker_server;
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("host");
+    std::fs::create_dir_all(root.join("run/docker")).unwrap();
+    std::fs::create_dir_all(root.join("var")).unwrap();
+    symlink("/run", root.join("var/run")).unwrap();
+    symlink("/run/docker/engine.sock", root.join("run/docker.sock")).unwrap();
+    let proc_root = d.path().join("proc");
+    write(&proc_root.join("4321/comm"), "kubelet\n");
+    write(
+        &proc_root.join("4321/cmdline"),
+        "/usr/bin/kubelet\0--container-runtime-endpoint=unix:///var/run/cri-dockerd.sock\0",
+    );
+    let _cri = cri_server(&root.join("run/cri-dockerd.sock"), Mode::Ok)
+        .await
+        .unwrap();
+    let _docker = docker_server(&root.join("run/docker/engine.sock"), Mode::Ok)
+        .await
+        .unwrap();
+    let mut probes = default_runbook().runbook.spec.probes;
+    probes.runtime.timing.timeout = Dur::from_millis(1500);
+    let env = ProbeEnv {
+        proc_root,
+        dbus_address: Some("unix:path=/nonexistent/nodewarden-test-bus".into()),
+        ..ProbeEnv::on_host(Some(&root))
+    };
+    let sd = FakeSystemd::new().with_active("kubelet.service", Timestamp::now(), Some(4321));
+    let set = ProbeSet::new(&probes, &env, Arc::new(sd), FixedApi::default().sources());
+    let obs = set.run_once(Timestamp::now()).await;
+    let rt = obs
+        .iter()
+        .find(|o| o.problem == Problem::ContainerRuntimeUnresponsive)
+        .unwrap();
+    assert!(
+        rt.evidence["detected"].starts_with("docker (cri-dockerd) decided by"),
+        "{rt:#?}"
+    );
+    assert_eq!(rt.verdict, Verdict::Healthy, "{rt:#?}");
+    assert!(rt.evidence["socket"].contains("dockerd"), "{rt:#?}");
+}

@@ -227,7 +227,12 @@ impl CgroupCheck {
     async fn runtime_driver(&self, rt: Runtime) -> Result<Setting<String>, String> {
         match rt {
             Runtime::Docker | Runtime::CriDockerd => {
-                let r = io::unix_http_get(&self.docker_socket, "/info", budget(self.timeout) / 2)
+                // a socket may be a link: resolved inside the host root, as detect() does
+                let sock = super::hostfs::follow_under(
+                    self.kubelet.host_root.as_deref(),
+                    &self.docker_socket,
+                );
+                let r = io::unix_http_get(&sock, "/info", budget(self.timeout) / 2)
                     .await
                     .map_err(|e| format!("docker /info: {e}"))?;
                 let d = docker_driver(&r.body)?;

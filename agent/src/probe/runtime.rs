@@ -346,7 +346,12 @@ impl RuntimeCheck {
             Some(Runtime::CriDockerd) => Some(match self.cri(&det.socket, left).await {
                 SocketResult::Ok(c) => {
                     let left = deadline.saturating_sub(started.elapsed());
-                    match self.docker(&self.detector.docker_socket, left).await {
+                    // a socket may be a link: resolved inside the host root, as detect() does
+                    let dockerd = super::hostfs::follow_under(
+                        self.detector.host_root.as_deref(),
+                        &self.detector.docker_socket,
+                    );
+                    match self.docker(&dockerd, left).await {
                         SocketResult::Ok(d) => SocketResult::Ok(format!("{c}; dockerd {d}")),
                         SocketResult::Fail(e, h) => SocketResult::Fail(format!("dockerd {e}"), h),
                     }
