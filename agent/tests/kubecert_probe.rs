@@ -13,7 +13,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use nodewarden::domain::{Dur, Problem, Timestamp};
 use nodewarden::health::Verdict;
 use nodewarden::probe::certs::{CsrSource, CsrView, Policy, SIGNER_CLIENT};
-use nodewarden::probe::kubecert::{CertSettings, KubeletCertCheck};
+use nodewarden::probe::kubecert::{CertSettings, KubeletCertCheck, Locate};
 use nodewarden::probe::{ApiFuture, LeaseSource, Probe, ServerClock};
 use serde_json::json;
 
@@ -105,11 +105,13 @@ fn check(n: &Node, server: Option<&str>, lease: Option<&str>, csrs: Arc<Csrs>) -
             lease_stale_after: Dur::from_secs(60),
             timeout: Dur::from_secs(10),
         },
-        under("/var/lib/kubelet/pki/kubelet-client-current.pem"),
-        vec![
-            under("/var/lib/kubelet/pki/kubelet-server-current.pem"),
-            under("/var/lib/kubelet/pki/kubelet.crt"),
-        ],
+        Locate::Fixed {
+            client: vec![under("/var/lib/kubelet/pki/kubelet-client-current.pem")],
+            serving: vec![
+                under("/var/lib/kubelet/pki/kubelet-server-current.pem"),
+                under("/var/lib/kubelet/pki/kubelet.crt"),
+            ],
+        },
         Some(n.root.clone()),
         Arc::new(ServerAt(server.map(ts))),
         Arc::new(LeaseAt(lease.map(ts))),
