@@ -468,3 +468,23 @@ async fn a_kubeconfig_that_is_a_fifo_or_garbage_is_unknown_not_a_hang() {
         "{o:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_kubeconfig_behind_an_absolute_link_is_read_inside_the_host_root() {
+    // config management leaves /var/lib/kubelet/kubeconfig a link to its own copy; in a pod
+    // that link must lead into the host root, never to the pod's /etc
+    let n = hard_way(("2026-01-02", "2027-01-02"), ("2026-01-02", "2027-01-02"));
+    let kc = n.root.join("var/lib/kubelet/kubeconfig");
+    let managed = n.root.join("etc/kubelet-managed/kubeconfig");
+    std::fs::create_dir_all(managed.parent().expect("parent")).expect("mkdir");
+    std::fs::rename(&kc, &managed).expect("mv");
+    std::os::unix::fs::symlink("/etc/kubelet-managed/kubeconfig", &kc).expect("symlink");
+    let o = from_kubelet(&n, None, Arc::new(Csrs::default()))
+        .run(ts("2026-03-01T00:00:00Z"))
+        .await;
+    assert_eq!(o.verdict, Verdict::Healthy, "{o:#?}");
+    assert!(
+        o.evidence["clientCert"].starts_with("client cert client-certificate-data"),
+        "{o:#?}"
+    );
+}

@@ -198,7 +198,9 @@ impl KubeletCertCheck {
                             (Some(k), None) => {
                                 let shown = Path::new("/").join(&k.value);
                                 let left = deadline.saturating_sub(started.elapsed());
-                                kubeconfig::read(self.host_path(&shown), shown, left).await
+                                // an absolute link (config management) resolved in the root
+                                let open = hostfs::open_path(self.host_root.as_deref(), &shown);
+                                kubeconfig::read(open, shown, left).await
                             }
                             _ => Ok(None),
                         };
