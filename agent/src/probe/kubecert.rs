@@ -362,14 +362,15 @@ impl KubeletCertCheck {
                 "clientCertFrom",
                 match &client_at {
                     Ok(l) => l.from.clone(),
-                    Err(e) => format!("unknown: {e}"),
+                    Err(_) => "the kubelet's kubeconfig, unreadable (see clientCert)".into(),
                 },
             )
             .with("servingCertFrom", &serving_at.from);
         // A reason to look at CSRs: a certificate failing, in its warning window or
         // unreadable; a client certificate without any serving one (the kubelet waits
-        // for a serving CSR); or a silent kubelet. A node without the client file at
-        // all (credentials inline in the kubelet's kubeconfig) is no reason by itself.
+        // for a serving CSR); or a silent kubelet. A kubelet without a client certificate
+        // (its kubeconfig's user runs `exec`, or none is where it keeps one) is no reason
+        // by itself.
         let client_found = matches!(inputs.client.1, Read::Found(_));
         let unreadable = matches!(inputs.client.1, Read::Bad(_))
             || matches!(&inputs.serving, Some((_, Read::Bad(_))));

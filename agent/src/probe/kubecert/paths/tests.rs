@@ -60,8 +60,9 @@ users:
 
 #[test]
 fn kubeadm_layout_is_the_cert_dirs_files() {
-    // kubeadm's KubeletConfiguration: rotateCertificates true, no tlsCertFile, no
-    // serverTLSBootstrap (the self-signed kubelet.crt)
+    // kubeadm's KubeletConfiguration: rotateCertificates hard-coded true (kubeadm
+    // app/componentconfigs/kubelet.go), no tlsCertFile, no serverTLSBootstrap (the
+    // self-signed kubelet.crt)
     let cfg = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nrotateCertificates: true\n";
     let i = inv(
         &[
