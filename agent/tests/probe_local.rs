@@ -975,8 +975,8 @@ async fn a_full_round_with_one_hung_runtime_reports_every_problem() {
     let sd = FakeSystemd::new()
         .with_active("kubelet.service", ago(600), Some(1))
         .with_version("252.33-1~deb12u1");
-    p.certificate.client_cert = dir.path().join("no-client.pem").display().to_string();
-    p.certificate.serving_cert = dir.path().join("no-serving.crt").display().to_string();
+    p.certificate.client_cert = Some(dir.path().join("no-client.pem").display().to_string());
+    p.certificate.serving_cert = Some(dir.path().join("no-serving.crt").display().to_string());
     let set = ProbeSet::new(
         &p,
         &env,

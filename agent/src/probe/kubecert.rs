@@ -17,6 +17,14 @@
 //! CSR request at all; a troubled one at most 0.1 a minute.
 //!
 //! It never approves anything (see `certs.rs`): the report names the command a person runs.
+//!
+//! **Where the certificates are** is found on each run the way the kubelet finds them, from
+//! its own invocation ([`paths`]: `--tls-cert-file`/`tlsCertFile`, `--cert-dir`,
+//! `serverTLSBootstrap`, the `--kubeconfig`'s current user, [`kubeconfig`]); a runbook's
+//! explicit `clientCert`/`servingCert` wins. The evidence names where each came from.
+
+pub mod kubeconfig;
+pub mod paths;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,11 +32,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use self::paths::{Lookup, Place};
 use super::certs::{
     self, CertInfo, CertJudgement, CsrSource, CsrView, Level, PendingCsr, Policy, Role, TimeRef,
 };
-use super::hostfs::follow_under as host_file;
+use super::hostfs::{self, follow_under as host_file};
 use super::io;
+use super::runtime::Detector;
 use super::{LeaseSource, Probe, ProbeFuture, ServerClock};
 use super::{budget, elapsed_since};
 use crate::domain::{Dur, Problem, Timestamp};
@@ -67,19 +77,25 @@ impl CertSettings {
     }
 }
 
-/// Where the serving certificate may be: with `serverTLSBootstrap` the kubelet writes the
-/// rotated `kubelet-server-current.pem` beside the configured one (kubeadm's default
-/// `kubelet.crt`, self-signed), and that one is read first when it exists.
-pub fn serving_candidates(serving_cert: &str) -> Vec<PathBuf> {
-    let configured = PathBuf::from(serving_cert);
-    let rotated = configured
-        .parent()
-        .map(|d| d.join("kubelet-server-current.pem"));
-    match rotated {
-        Some(r) if r != configured => vec![r, configured],
-        _ => vec![configured],
-    }
+/// Where the probe looks for the certificates.
+pub enum Locate {
+    /// These files, as this process opens them, in order (the first that exists is judged).
+    Fixed {
+        client: Vec<PathBuf>,
+        serving: Vec<PathBuf>,
+    },
+    /// Where the kubelet keeps them, from its invocation on each run ([`paths`]); the
+    /// runbook's explicit `clientCert`/`servingCert` (host paths) win.
+    Kubelet {
+        detector: Arc<Detector>,
+        client: Option<String>,
+        serving: Option<String>,
+    },
 }
+
+/// The places of both certificates (as this process opens them) and where they came from;
+/// the client's is an error when the kubelet's kubeconfig could not be read.
+type Located = (Result<Lookup, String>, Lookup);
 
 /// A CSR answer and when it was asked.
 type Asked = (Instant, Result<Vec<CsrView>, String>);
@@ -90,15 +106,14 @@ enum Read {
     Found(CertInfo),
     Missing,
     Bad(String),
+    /// The kubelet has no such certificate (a kubeconfig user with `exec` credentials).
+    Absent(String),
 }
 
 /// The probe.
 pub struct KubeletCertCheck {
     pub settings: CertSettings,
-    /// The client certificate (as [`super::ProbeEnv`] holds it).
-    pub client_cert: PathBuf,
-    /// The serving certificate: the first of these that exists (rotated, then self-signed).
-    pub serving_certs: Vec<PathBuf>,
+    pub locate: Locate,
     pub host_root: Option<PathBuf>,
     pub server: Arc<dyn ServerClock>,
     pub lease: Arc<dyn LeaseSource>,
@@ -110,8 +125,7 @@ pub struct KubeletCertCheck {
 impl KubeletCertCheck {
     pub fn new(
         settings: CertSettings,
-        client_cert: PathBuf,
-        serving_certs: Vec<PathBuf>,
+        locate: Locate,
         host_root: Option<PathBuf>,
         server: Arc<dyn ServerClock>,
         lease: Arc<dyn LeaseSource>,
@@ -119,8 +133,7 @@ impl KubeletCertCheck {
     ) -> Self {
         KubeletCertCheck {
             settings,
-            client_cert,
-            serving_certs,
+            locate,
             host_root,
             server,
             lease,
@@ -138,6 +151,122 @@ impl KubeletCertCheck {
             },
             None => p.display().to_string(),
         }
+    }
+
+    /// `p` as the host names it, as this process opens it (under the host root).
+    fn host_path(&self, p: &Path) -> PathBuf {
+        match &self.host_root {
+            Some(r) if p.is_absolute() => hostfs::under_root(r, p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// Where the certificates are on this run, within `deadline`.
+    async fn locate(&self, deadline: Duration) -> Located {
+        let (detector, client, serving) = match &self.locate {
+            Locate::Fixed { client, serving } => {
+                let files = |v: &Vec<PathBuf>, what: &str| Lookup {
+                    places: v.iter().cloned().map(Place::File).collect(),
+                    from: format!("fixed {what}"),
+                };
+                return (
+                    Ok(files(client, "clientCert")),
+                    files(serving, "servingCert"),
+                );
+            }
+            Locate::Kubelet {
+                detector,
+                client,
+                serving,
+            } => (detector, client, serving),
+        };
+        let started = Instant::now();
+        let (c, s) = match (client, serving) {
+            (Some(c), Some(s)) => (
+                Ok(paths::explicit(c, "clientCert")),
+                paths::explicit(s, "servingCert"),
+            ),
+            _ => {
+                let inv = tokio::time::timeout(deadline, detector.invocation()).await;
+                let facts = match inv {
+                    Ok(inv) => paths::KubeletCertFacts::of(&inv),
+                    Err(_) => Err(format!("no answer within {}", io::fmt_secs(deadline))),
+                };
+                let (c, s) = match facts {
+                    Ok(f) => {
+                        let kc = match (&f.kubeconfig, client) {
+                            (Some(k), None) => {
+                                let shown = Path::new("/").join(&k.value);
+                                let left = deadline.saturating_sub(started.elapsed());
+                                // an absolute link (config management) resolved in the root
+                                let open = hostfs::open_path(self.host_root.as_deref(), &shown);
+                                kubeconfig::read(open, shown, left).await
+                            }
+                            _ => Ok(None),
+                        };
+                        (paths::client(&f, kc), paths::serving(&f))
+                    }
+                    Err(why) => {
+                        let (c, s) = paths::fallback(&why);
+                        (Ok(c), s)
+                    }
+                };
+                (
+                    match client {
+                        Some(p) => Ok(paths::explicit(p, "clientCert")),
+                        None => c,
+                    },
+                    match serving {
+                        Some(p) => paths::explicit(p, "servingCert"),
+                        None => s,
+                    },
+                )
+            }
+        };
+        let map = |l: Lookup| Lookup {
+            places: l
+                .places
+                .into_iter()
+                .map(|p| match p {
+                    Place::File(f) => Place::File(self.host_path(&f)),
+                    inline => inline,
+                })
+                .collect(),
+            from: l.from,
+        };
+        (c.map(map), map(s))
+    }
+
+    /// The first of `places` that exists, read; `None` when none does.
+    async fn first(&self, places: &[Place], deadline: Duration) -> Option<(String, Read)> {
+        for p in places {
+            match p {
+                Place::File(f) => match self.read(f, deadline).await {
+                    Read::Missing => continue,
+                    r => return Some((self.shown(f), r)),
+                },
+                Place::Inline { pem, at } => {
+                    let r = match certs::cert_info_pem(pem) {
+                        Ok(info) => Read::Found(info),
+                        Err(why) => Read::Bad(format!("malformed certificate ({why})")),
+                    };
+                    return Some((format!("client-certificate-data ({at})"), r));
+                }
+            }
+        }
+        None
+    }
+
+    /// The places shown to a person, for "none at …".
+    fn shown_all(&self, places: &[Place]) -> String {
+        places
+            .iter()
+            .map(|p| match p {
+                Place::File(f) => self.shown(f),
+                Place::Inline { at, .. } => format!("client-certificate-data ({at})"),
+            })
+            .collect::<Vec<_>>()
+            .join(" nor ")
     }
 
     /// Reads one certificate file (symlinks resolved inside the host root) off the
@@ -183,6 +312,8 @@ impl KubeletCertCheck {
     async fn run_inner(&self, now: Timestamp) -> Observation {
         let started = Instant::now();
         let deadline = budget(self.settings.timeout);
+        let (client_at, serving_at) = self.locate(deadline).await;
+        let deadline = deadline.saturating_sub(started.elapsed());
         let time = async {
             match tokio::time::timeout(deadline, self.server.date()).await {
                 Ok(Ok((date, _rtt))) => Ok(date),
@@ -195,17 +326,18 @@ impl KubeletCertCheck {
                 .await
                 .unwrap_or_else(|_| Err("no answer".into()))
         };
-        let serving = async {
-            for p in &self.serving_certs {
-                match self.read(p, deadline).await {
-                    Read::Missing => continue,
-                    r => return Some((p.clone(), r)),
-                }
+        let client = async {
+            match &client_at {
+                Err(e) => (String::new(), Read::Bad(e.clone())),
+                Ok(l) if l.places.is_empty() => (String::new(), Read::Absent(l.from.clone())),
+                Ok(l) => match self.first(&l.places, deadline).await {
+                    Some(found) => found,
+                    None => (self.shown_all(&l.places), Read::Missing),
+                },
             }
-            None
         };
-        let (time, lease, client, serving) =
-            tokio::join!(time, lease, self.read(&self.client_cert, deadline), serving);
+        let serving = self.first(&serving_at.places, deadline);
+        let (time, lease, client, serving) = tokio::join!(time, lease, client, serving);
         // The server's time moved on since `date` was stamped only by the probe's own run.
         let time_ref = match &time {
             Ok(t) => TimeRef::Server(*t),
@@ -218,17 +350,27 @@ impl KubeletCertCheck {
         let kubelet_silent =
             lease_age.is_some_and(|a| a > self.settings.lease_stale_after.as_secs_f64() as i64);
         let inputs = Inputs {
-            client: (self.shown(&self.client_cert), client),
-            serving: serving.map(|(p, r)| (self.shown(&p), r)),
+            client,
+            serving,
+            serving_none: self.shown_all(&serving_at.places),
             time: time_ref,
             time_error: time.err(),
             lease_age,
         };
-        let mut o = judge_files(&self.settings.policy, &inputs, now);
+        let mut o = judge_files(&self.settings.policy, &inputs, now)
+            .with(
+                "clientCertFrom",
+                match &client_at {
+                    Ok(l) => l.from.clone(),
+                    Err(_) => "the kubelet's kubeconfig, unreadable (see clientCert)".into(),
+                },
+            )
+            .with("servingCertFrom", &serving_at.from);
         // A reason to look at CSRs: a certificate failing, in its warning window or
         // unreadable; a client certificate without any serving one (the kubelet waits
-        // for a serving CSR); or a silent kubelet. A node without the client file at
-        // all (credentials inline in the kubelet's kubeconfig) is no reason by itself.
+        // for a serving CSR); or a silent kubelet. A kubelet without a client certificate
+        // (its kubeconfig's user runs `exec`, or none is where it keeps one) is no reason
+        // by itself.
         let client_found = matches!(inputs.client.1, Read::Found(_));
         let unreadable = matches!(inputs.client.1, Read::Bad(_))
             || matches!(&inputs.serving, Some((_, Read::Bad(_))));
@@ -255,6 +397,8 @@ impl KubeletCertCheck {
 struct Inputs {
     client: (String, Read),
     serving: Option<(String, Read)>,
+    /// Where the serving certificate was looked for, when none was there.
+    serving_none: String,
     time: TimeRef,
     time_error: Option<String>,
     lease_age: Option<i64>,
@@ -284,6 +428,10 @@ fn judge_files(policy: &Policy, i: &Inputs, now: Timestamp) -> Observation {
             ));
             o.with(key, format!("none at {shown}"))
         }
+        Read::Bad(e) if shown.is_empty() => {
+            unknown.push(format!("kubelet {} certificate: {e}", role.as_str()));
+            o.with(key, format!("unknown: {e}"))
+        }
         Read::Bad(e) => {
             unknown.push(format!(
                 "kubelet {} certificate {shown}: {e}",
@@ -291,13 +439,17 @@ fn judge_files(policy: &Policy, i: &Inputs, now: Timestamp) -> Observation {
             ));
             o.with(key, format!("{shown}: {e}"))
         }
+        Read::Absent(why) => {
+            unknown.push(format!("no kubelet {} certificate ({why})", role.as_str()));
+            o.with(key, format!("none: {why}"))
+        }
     };
     o = one(o, "clientCert", Role::Client, &i.client.0, &i.client.1);
     o = match &i.serving {
         Some((shown, r)) => one(o, "servingCert", Role::Serving, shown, r),
         None => o.with(
             "servingCert",
-            "none (no kubelet-server-current.pem nor kubelet.crt: waiting for a serving CSR?)",
+            format!("none (no {}: waiting for a serving CSR?)", i.serving_none),
         ),
     };
     if let Some(e) = &i.time_error {

@@ -43,6 +43,13 @@ pub struct KubeletConfig {
     pub cgroup_driver: Option<Spanned<String>>,
     pub eviction_hard: Option<Spanned<BTreeMap<String, String>>>,
     pub feature_gates: Option<Spanned<BTreeMap<String, bool>>>,
+    /// The serving certificate (`--tls-cert-file`).
+    pub tls_cert_file: Option<Spanned<String>>,
+    /// Serving certificates from the CSR API (`--rotate-server-certificates`).
+    #[serde(rename = "serverTLSBootstrap")]
+    pub server_tls_bootstrap: Option<Spanned<bool>>,
+    /// Client certificate rotation (`--rotate-certificates`).
+    pub rotate_certificates: Option<Spanned<bool>>,
 }
 
 impl Invocation {
@@ -63,6 +70,38 @@ impl Invocation {
             layout::flag(&a, name).map(|v| Setting {
                 value: v.to_string(),
                 source: format!("{name}={v} ({source})"),
+            })
+        })
+    }
+
+    /// Whether the running kubelet's command line was read; else why not (the kubelet not
+    /// running, its `/proc` entry unreadable). Only the command line names every flag:
+    /// kubeadm's `--kubeconfig` is in a unit drop-in's `Environment=`, in no EnvironmentFile.
+    pub fn command_line(&self) -> Result<(), String> {
+        match self.args.first() {
+            Some((source, Ok(_))) if source.contains("command line") => Ok(()),
+            Some((source, Err(why))) => Err(format!("{source}: {why}")),
+            _ => Err("the kubelet's command line was not read".into()),
+        }
+    }
+
+    /// A boolean flag as Go's flag package reads it: bare `--name` is true, `--name=v` is
+    /// `v` (`1`, `t`, `T`, `true`, `TRUE`, `True` are true; anything else false here).
+    pub fn bool_flag(&self, name: &str) -> Option<Setting<bool>> {
+        let eq = format!("{name}=");
+        self.flag_sources().into_iter().find_map(|(source, args)| {
+            args.as_ref().ok()?.iter().find_map(|a| {
+                let a = a.trim_matches('"');
+                let value = if a == name {
+                    true
+                } else {
+                    let v = a.strip_prefix(&eq)?;
+                    matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
+                };
+                Some(Setting {
+                    value,
+                    source: format!("{name}={value} ({source})"),
+                })
             })
         })
     }

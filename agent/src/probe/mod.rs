@@ -415,11 +415,11 @@ impl ProbeSet {
             (
                 Arc::new(kubecert::KubeletCertCheck::new(
                     kubecert::CertSettings::of(&settings.certificate, &settings.kubelet),
-                    env.host_path(&settings.certificate.client_cert),
-                    kubecert::serving_candidates(&settings.certificate.serving_cert)
-                        .iter()
-                        .map(|p| env.host_path(p))
-                        .collect(),
+                    kubecert::Locate::Kubelet {
+                        detector: detector.clone(),
+                        client: settings.certificate.client_cert.clone(),
+                        serving: settings.certificate.serving_cert.clone(),
+                    },
                     env.host_root.clone(),
                     api.clock.clone(),
                     api.lease.clone(),

@@ -63,8 +63,13 @@ pub struct DiskProbe {
 pub struct CertificateProbe {
     #[serde(flatten)]
     pub timing: Timing,
-    pub client_cert: String,
-    pub serving_cert: String,
+    /// The client certificate's path, when set: it wins over where the kubelet's own
+    /// invocation says it is (`probe/kubecert/paths.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// The serving certificate's path, when set (likewise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serving_cert: Option<String>,
     /// Expiry within this many days is a warning in the evidence.
     pub warn_days: u32,
     /// Expiry within this many days is a failure.

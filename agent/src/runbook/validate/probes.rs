@@ -439,20 +439,13 @@ fn certificate(cx: &mut Ctx, doc: Option<&S<CertificateDoc>>) -> CertificateProb
     }
     CertificateProbe {
         timing,
-        client_cert: path_setting(
-            cx,
-            c.and_then(|c| c.client_cert.as_ref()),
-            "/var/lib/kubelet/pki/kubelet-client-current.pem",
-            "clientCert",
-        ),
-        // kubeadm's default: a self-signed serving certificate (no
-        // serverTLSBootstrap); with rotation it is kubelet-server-current.pem.
-        serving_cert: path_setting(
-            cx,
-            c.and_then(|c| c.serving_cert.as_ref()),
-            "/var/lib/kubelet/pki/kubelet.crt",
-            "servingCert",
-        ),
+        // unset: where the kubelet's own invocation says (probe/kubecert/paths.rs)
+        client_cert: c
+            .and_then(|c| c.client_cert.as_ref())
+            .map(|v| path_setting(cx, Some(v), "", "clientCert")),
+        serving_cert: c
+            .and_then(|c| c.serving_cert.as_ref())
+            .map(|v| path_setting(cx, Some(v), "", "servingCert")),
         warn_days,
         fail_days,
         csr_pending_for: c
