@@ -27,6 +27,11 @@ use nodewarden::probe::testing::{Mode, docker_server, healthz_server};
 use nodewarden_fakeapi::{FakeApi, Kind};
 use serde_json::json;
 
+// the kubelet's certificates, made as the e2e tests make them (rcgen, a throw-away CA)
+#[allow(dead_code)]
+#[path = "../tests/cluster/pki.rs"]
+mod pki;
+
 const NODE: &str = "footprint-node";
 /// Start-up (first rounds, watches opened) is reported apart from the steady state.
 const WARMUP: Duration = Duration::from_secs(10);
@@ -114,23 +119,124 @@ fn sample(pid: u32, t0: Instant) -> Option<Sample> {
     })
 }
 
-/// The default runbook, its endpoints pointed at the fakes.
-fn runbook(healthz: &str, docker_sock: &Path) -> String {
+/// The default runbook, its endpoints pointed at the fakes and its file settings at the
+/// node files in `node` (see `node_files`).
+fn runbook(healthz: &str, docker_sock: &Path, node: &Path, proc_root: &Path) -> String {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../runbooks/default.yaml"
     ))
     .expect("runbooks/default.yaml");
+    let at = |p: &str| node.join(p).display().to_string();
     let mut out = text;
     for (from, to) in [
         ("http://127.0.0.1:10248/healthz", healthz.to_string()),
         ("runtime: auto", "runtime: docker".to_string()),
         ("/var/run/docker.sock", docker_sock.display().to_string()),
+        (
+            "/var/lib/kubelet/pki/kubelet-client-current.pem",
+            at("pki/kubelet-client-current.pem"),
+        ),
+        ("/var/lib/kubelet/pki/kubelet.crt", at("pki/kubelet.crt")),
+        (
+            "nodefsPaths: [/var/lib/kubelet, /var/log]",
+            format!("nodefsPaths: [{}, /var/log]", at("kubelet")),
+        ),
+        (
+            "imagefsPaths: [/var/lib/containerd, /var/lib/docker, /var/lib/containers]",
+            format!("imagefsPaths: [{}]", at("docker")),
+        ),
     ] {
         assert!(out.contains(from), "default runbook no longer has {from:?}");
         out = out.replace(from, &to);
     }
-    out
+    // KernelPrerequisitesMissing reads each sysctl; expect what this machine has, so the
+    // bench node is healthy (a finding would add its Event and condition PATCH). One that
+    // is absent here (br_netfilter not loaded) is swapped for one that exists, so the
+    // probe still reads as many files.
+    let mut spare = ["net.ipv4.conf.all.forwarding", "net.ipv4.ip_default_ttl"].into_iter();
+    let mut lines: Vec<String> = Vec::new();
+    for l in out.lines() {
+        let Some((_, rest)) = l.split_once("- {name: ") else {
+            lines.push(l.to_string());
+            continue;
+        };
+        let name = rest.split(',').next().unwrap_or_default();
+        let read = |n: &str| {
+            std::fs::read_to_string(proc_root.join("sys").join(n.replace('.', "/")))
+                .ok()
+                .map(|v| v.trim().to_string())
+        };
+        let (name, value) = match read(name) {
+            Some(v) => (name.to_string(), v),
+            None => {
+                let n = spare.next().expect("a spare sysctl");
+                (n.to_string(), read(n).expect("a spare sysctl readable"))
+            }
+        };
+        let indent = &l[..l.find('-').unwrap_or(0)];
+        lines.push(format!("{indent}- {{name: {name}, value: \"{value}\"}}"));
+    }
+    assert!(
+        lines.iter().filter(|l| l.contains("- {name: ")).count() >= 3,
+        "the default runbook's sysctls moved"
+    );
+    lines.join("\n") + "\n"
+}
+
+/// The node files the drift probes read, as kubeadm lays them out: the KubeletConfiguration
+/// (`drift_fixtures/kubelet-config-cgroupfs.yaml`: cgroupfs like the Docker fake's `/info`,
+/// failSwapOn true; evictionHard in sizes, below), the kubelet's client certificate (with its key) and
+/// its self-signed serving certificate, valid from yesterday for a year, and the nodefs and
+/// imagefs directories.
+fn node_files(node: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(node.join("pki"))?;
+    std::fs::create_dir_all(node.join("kubelet"))?;
+    std::fs::create_dir_all(node.join("docker"))?;
+    let config = node.join("kubelet/config.yaml");
+    // evictionHard in absolute sizes: the kubelet's percentage defaults would call a shared
+    // build machine's disk (often 80 % full) nearly full, and the bench node must be healthy
+    let text = include_str!("../src/probe/drift_fixtures/kubelet-config-cgroupfs.yaml");
+    let from = "  imagefs.available: \"20%\"\n  nodefs.available: 1Gi\n";
+    assert!(text.contains(from), "kubelet-config-cgroupfs.yaml changed");
+    let text = text.replace(
+        from,
+        "  imagefs.available: 1Gi\n  nodefs.available: 1Gi\n  nodefs.inodesFree: 1%\n",
+    );
+    std::fs::write(&config, text)?;
+    let day = |d: i64| {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * d))
+            .expect("date")
+            .strftime("%Y-%m-%d")
+            .to_string()
+    };
+    let cn = format!("system:node:{NODE}");
+    std::fs::write(
+        node.join("pki/kubelet-client-current.pem"),
+        pki::cert_pem(&cn, &day(-1), &day(365)),
+    )?;
+    std::fs::write(
+        node.join("pki/kubelet.crt"),
+        pki::self_signed_pem(NODE, &day(-1), &day(365)),
+    )?;
+    Ok(config)
+}
+
+/// A process named `kubelet` whose command line names the config file, as the kubelet's
+/// does: with no systemd to give the unit's main pid, the probes find the kubelet by its
+/// `comm` in /proc and read `--config` from its cmdline (`kubelet_invocation.rs`). A shell
+/// script: the kernel names a script's process after the script, and `read` blocks on a
+/// pipe that stays open until the bench ends (or drops it), so it costs nothing.
+fn fake_kubelet(node: &Path, config: &Path) -> std::io::Result<std::process::Child> {
+    let script = node.join("bin/kubelet");
+    std::fs::create_dir_all(node.join("bin"))?;
+    std::fs::write(&script, "#!/bin/sh\nread -r _\n")?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    Command::new(&script)
+        .arg(format!("--config={}", config.display()))
+        .stdin(Stdio::piped())
+        .spawn()
 }
 
 fn stripped_size(bin: &Path, dir: &Path) -> Option<u64> {
@@ -195,8 +301,13 @@ async fn run(bin: &Path, dur: Duration) -> Result<(), String> {
             "spec": {"holderIdentity": NODE, "leaseDurationSeconds": 40, "renewTime": renew()},
         }),
     );
+    let node = dir.path().join("node");
+    let kubelet_config = node_files(&node).map_err(|e| format!("node files: {e}"))?;
+    let mut kubelet =
+        fake_kubelet(&node, &kubelet_config).map_err(|e| format!("fake kubelet: {e}"))?;
     let rb = dir.path().join("runbook.yaml");
-    std::fs::write(&rb, runbook(&hz.url(), &dsock)).map_err(|e| e.to_string())?;
+    std::fs::write(&rb, runbook(&hz.url(), &dsock, &node, Path::new("/proc")))
+        .map_err(|e| e.to_string())?;
     let log_path = dir.path().join("agent.log");
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     let log2 = log.try_clone().map_err(|e| e.to_string())?;
@@ -264,6 +375,17 @@ async fn run(bin: &Path, dur: Duration) -> Result<(), String> {
     }
     let _ = child.kill();
     let _ = child.wait();
+    // what each probe saw on this bench node, from one `check` round with the same runbook
+    // and files (after the measurement; `check` has no API, so the API-side probes say
+    // unknown there): shows that every probe had real work
+    let check = Command::new(bin)
+        .arg("check")
+        .env("NODEWARDEN_RUNBOOK", &rb)
+        .env("NODEWARDEN_LEDGER", dir.path().join("ledger.json"))
+        .stdin(Stdio::null())
+        .output();
+    let _ = kubelet.kill();
+    let _ = kubelet.wait();
     let agent_log = std::fs::read_to_string(&log_path).unwrap_or_default();
     if let Some(st) = died {
         let tail: Vec<&str> = agent_log.lines().rev().take(20).collect();
@@ -375,6 +497,19 @@ async fn run(bin: &Path, dur: Duration) -> Result<(), String> {
     );
     for l in agent_log.lines().skip(lines.saturating_sub(8)) {
         println!("  {}", l.chars().take(240).collect::<String>());
+    }
+
+    println!("\nwhat the probes saw (one `nodewarden check` round on the bench node):");
+    match check {
+        Ok(o) => {
+            for l in String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.starts_with(' ') && !l.starts_with("runbook:"))
+            {
+                println!("  {}", l.chars().take(200).collect::<String>());
+            }
+        }
+        Err(e) => println!("  `nodewarden check` did not run: {e}"),
     }
 
     if reqs.is_empty() {

@@ -161,6 +161,11 @@ pub async fn docker_server(socket: &Path, mode: Mode) -> std::io::Result<FakeSer
                         ),
                         (_, "/_ping") => plain(StatusCode::OK, "OK"),
                         (_, "/containers/json") => plain(StatusCode::OK, "[]"),
+                        // a real dockerd's `GET /info` (drift_fixtures/README.md)
+                        (_, "/info") => plain(
+                            StatusCode::OK,
+                            include_str!("drift_fixtures/docker-info.json"),
+                        ),
                         _ => plain(StatusCode::NOT_FOUND, "{\"message\":\"page not found\"}"),
                     })
                 });
