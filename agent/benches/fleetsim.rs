@@ -54,9 +54,15 @@ fn main() -> std::process::ExitCode {
     } else {
         "warn,kube_client=off"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
+            filter
+                .parse::<tracing_subscriber::filter::Targets>()
+                .expect("a static filter"),
+        )
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

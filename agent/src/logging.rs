@@ -8,7 +8,8 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -21,25 +22,34 @@ pub enum LogFormat {
     Journald,
 }
 
-/// Install the global subscriber at `default_level` (unless `RUST_LOG` says
-/// otherwise). Returns a note when the choice fell back.
-pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
+/// `RUST_LOG` as a per-target level filter (`info`, `nodewarden=debug,kube_client=warn`),
+/// else `default_level`. A plain target/level list, not `EnvFilter`'s span and field
+/// directives: that filter costs resident memory in every agent (issue 15,
+/// docs/benchmarks.md) for a feature no one needs on a node. A `RUST_LOG` that does not
+/// parse falls back to `default_level`, as before.
+fn filter(default_level: &str) -> Targets {
+    let env = std::env::var("RUST_LOG").ok();
+    let parsed = env.as_deref().and_then(|v| v.parse::<Targets>().ok());
+    let base = parsed.unwrap_or_else(|| {
+        default_level
+            .parse::<Targets>()
+            .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO))
+    });
     // kube's HTTP trace layer logs every failed request at ERROR without context;
     // nodewarden reports API failures itself, with what it was doing.
     // Kept off under a plain `RUST_LOG=info` too (the packaged unit and the
     // e2e unit set it); only a `RUST_LOG` that names kube_client turns it on.
-    let filter = || {
-        let names_it = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("kube_client"));
-        let f = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-        if names_it {
-            f
-        } else {
-            match "kube_client=off".parse() {
-                Ok(d) => f.add_directive(d),
-                Err(_) => f,
-            }
-        }
-    };
+    if env.is_some_and(|v| v.contains("kube_client")) {
+        base
+    } else {
+        base.with_target("kube_client", LevelFilter::OFF)
+    }
+}
+
+/// Install the global subscriber at `default_level` (unless `RUST_LOG` says
+/// otherwise). Returns a note when the choice fell back.
+pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
+    let filter = || filter(default_level);
     let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
     let want_journald =
         format == LogFormat::Journald || (format == LogFormat::Auto && under_systemd);
@@ -53,9 +63,9 @@ pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
                 return None;
             }
             Err(e) if format == LogFormat::Journald => {
-                let _ = tracing_subscriber::fmt()
-                    .with_env_filter(filter())
-                    .with_writer(std::io::stderr)
+                let _ = tracing_subscriber::registry()
+                    .with(filter())
+                    .with(fmt::layer().with_writer(std::io::stderr))
                     .try_init();
                 return Some(format!(
                     "journald is not reachable ({e}); logging to stderr"
@@ -65,19 +75,25 @@ pub fn init(format: LogFormat, default_level: &str) -> Option<String> {
         }
     }
     if format == LogFormat::Json {
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_env_filter(filter())
-            .with_writer(std::io::stderr)
+        let _ = tracing_subscriber::registry()
+            .with(filter())
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
             .try_init();
     } else {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter())
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_target(false)
+        let _ = tracing_subscriber::registry()
+            .with(filter())
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_target(false),
+            )
             .try_init();
     }
     None
