@@ -73,8 +73,12 @@ pub(super) fn run_daemon(args: &Args, r: &RunArgs) -> Result<ExitCode> {
         dbus: Default::default(),
         boot_id_path: PathBuf::from("/proc/sys/kernel/random/boot_id"),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs every task (issue 15, docs/benchmarks.md): the daemon waits on
+    // timers and sockets almost all the time, so worker threads only cost memory (their
+    // stacks, malloc arenas). Every call that can block the thread (files, /proc, statvfs)
+    // goes to the blocking pool under a deadline; nothing uses `block_in_place`.
+    nodewarden::host::resident::limit_arenas();
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

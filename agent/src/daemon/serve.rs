@@ -181,7 +181,34 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         control: None,
         notifier: Arc::new(Notifier::from_env()),
     };
-    serve_with(cfg, parts).await
+    let settle = tokio::spawn(settle_after_startup());
+    let r = serve_with(cfg, parts).await;
+    settle.abort();
+    r
+}
+
+/// When start-up is over: every probe has run its first round, the watches are open.
+const SETTLE_AFTER: Duration = Duration::from_secs(60);
+
+/// Once, [`SETTLE_AFTER`] after start: hand back the memory start-up left resident
+/// (`host::resident`; issue 15). One log line says what it did.
+async fn settle_after_startup() {
+    tokio::time::sleep(SETTLE_AFTER).await;
+    match tokio::task::spawn_blocking(crate::host::resident::settle).await {
+        Ok(s) => tracing::info!(
+            malloc_trimmed = s.trimmed,
+            paged_out_ranges = s.ranges,
+            paged_out_kib = s.bytes / 1024,
+            error = s.error.as_deref().unwrap_or(""),
+            "start-up memory handed back: {} KiB of the executable's read-only pages{}",
+            s.bytes / 1024,
+            s.error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ),
+        Err(e) => tracing::warn!(error = %e, "handing back start-up memory failed"),
+    }
 }
 
 /// The parts `serve` takes from the host, replaceable so many agents can run

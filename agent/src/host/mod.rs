@@ -5,8 +5,10 @@
 
 pub mod exec;
 pub mod notify;
+/// The daemon's idle memory: malloc's arenas and free pages, start-up's code pages.
+pub mod resident;
 /// The only `unsafe` in the crate (adjtimex, the static build's NSS pin, chroot before
-/// exec for --host-root); see the module's safety notes.
+/// exec for --host-root, malloc tuning and page-out); see the module's safety notes.
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;

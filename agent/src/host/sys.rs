@@ -13,6 +13,9 @@
 //!   inside the host's root tree when the agent runs in a pod with the host's `/` mounted
 //!   (`--host-root`): fork → chroot(2) + chdir(2) → exec. `std`/`tokio` offer the hook only
 //!   as the `unsafe` `pre_exec`.
+//! * [`limit_malloc_arenas`], [`malloc_trim`], [`page_out`]: glibc's `mallopt(3)` and
+//!   `malloc_trim(3)`, and `madvise(2)` with `MADV_PAGEOUT`, for the idle memory of the
+//!   daemon (`host/resident.rs`, issue 15). None of them changes what any memory holds.
 
 use std::ffi::CString;
 use std::io;
@@ -75,6 +78,56 @@ pub fn pin_static_nss() -> bool {
     {
         false
     }
+}
+
+/// Cap glibc's malloc arenas at `n` (`mallopt(M_ARENA_MAX)`). glibc gives threads their
+/// own arenas (up to 8 per core), each keeping its freed pages; a daemon that is idle
+/// nearly always does not need them. Returns whether glibc accepted it.
+///
+/// Call it before the runtime starts its threads.
+pub fn limit_malloc_arenas(n: i32) -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallopt(3) takes two integers and only changes malloc's own tuning; it
+        // is thread-safe (it takes each arena's lock) and an unknown value is refused with 0.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, n) == 1 }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        let _ = n;
+        false
+    }
+}
+
+/// Return malloc's free memory to the kernel (`malloc_trim(0)`: the top of each arena and
+/// the whole free pages inside it). Returns whether any memory was released.
+pub fn malloc_trim() -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: malloc_trim(3) takes an integer, locks each arena while it trims it and
+        // only releases pages that hold no allocation.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        false
+    }
+}
+
+/// Ask the kernel to reclaim the pages of `[start, start + len)` now (`madvise(2)`
+/// `MADV_PAGEOUT`, Linux 5.4+; older kernels answer `EINVAL`). Reclaim never changes
+/// contents: a clean file page is dropped and read again from the file at its next use, an
+/// anonymous one is swapped or, with no swap, stays. `start` must be page-aligned.
+pub fn page_out(start: usize, len: usize) -> io::Result<()> {
+    // SAFETY: MADV_PAGEOUT is advice that never alters the contents a process sees at any
+    // address (unlike MADV_DONTNEED/MADV_FREE); on a range that is not mapped the kernel
+    // answers ENOMEM and does nothing. No Rust reference is invalidated: memory stays
+    // mapped and keeps its bytes.
+    let rc = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_PAGEOUT) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The kernel's clock discipline state, as `adjtimex(2)` reports it.
