@@ -2,8 +2,11 @@
 //! its endpoints pointed at local fakes (a kubelet healthz server, a Docker Engine API on a
 //! unix socket, `tests/fakeapi` as the API server, with the node Ready and its Lease renewed
 //! every 10 s as a kubelet does), so every probe does its real work: HTTP to healthz and
-//! Docker, `journalctl` children for PLEG, /proc, /dev/kmsg, os-release, the dpkg database,
-//! and the two watches. D-Bus goes to whatever system bus this machine has (none in a
+//! Docker (`/_ping`, `/containers/json`, `/info`), `journalctl` children for PLEG, /proc,
+//! /dev/kmsg, os-release, the dpkg database, and the two watches; #16's drift probes read
+//! /proc/swaps, the sysctls, a KubeletConfiguration (found through a process named
+//! `kubelet`, as on a node without systemd), the kubelet's two certificates and statvfs of
+//! the nodefs/imagefs paths. One `nodewarden check` round at the end prints each verdict. D-Bus goes to whatever system bus this machine has (none in a
 //! container: the systemd calls then fail fast, which is cheaper than the real thing).
 //!
 //! Prints: CPU of the agent and of its children separately (`/proc/PID/stat` utime+stime,
@@ -35,6 +38,9 @@ mod pki;
 const NODE: &str = "footprint-node";
 /// Start-up (first rounds, watches opened) is reported apart from the steady state.
 const WARMUP: Duration = Duration::from_secs(10);
+/// The daemon hands start-up's memory back a minute after start (`host/resident.rs`): RSS
+/// from then on is the idle figure.
+const SETTLED: Duration = Duration::from_secs(70);
 
 /// utime, stime, cutime, cstime in clock ticks (fields 14-17 of `/proc/PID/stat`).
 fn cpu_ticks(stat_path: &Path) -> Option<[u64; 4]> {
@@ -449,6 +455,19 @@ async fn run(bin: &Path, dur: Duration) -> Result<(), String> {
         mib(avg(|s| s.anon)),
         mib(avg(|s| s.file))
     );
+    let settled: Vec<&Sample> = samples.iter().filter(|s| s.at >= SETTLED).collect();
+    if !settled.is_empty() {
+        let n = settled.len() as u64;
+        let mean = |f: fn(&Sample) -> u64| settled.iter().map(|s| f(s)).sum::<u64>() / n;
+        println!(
+            "  idle (mean after {} s, start-up memory handed back at 60 s): {} = anonymous {} + file-backed {}; max {}",
+            SETTLED.as_secs(),
+            mib(mean(|s| s.rss)),
+            mib(mean(|s| s.anon)),
+            mib(mean(|s| s.file)),
+            mib(settled.iter().map(|s| s.rss).max().unwrap_or(0)),
+        );
+    }
     println!(
         "  at the end:                  {} = anonymous {} + file-backed {}",
         mib(last.rss),
