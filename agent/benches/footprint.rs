@@ -140,11 +140,6 @@ fn runbook(healthz: &str, docker_sock: &Path, node: &Path, proc_root: &Path) -> 
         ("runtime: auto", "runtime: docker".to_string()),
         ("/var/run/docker.sock", docker_sock.display().to_string()),
         (
-            "/var/lib/kubelet/pki/kubelet-client-current.pem",
-            at("pki/kubelet-client-current.pem"),
-        ),
-        ("/var/lib/kubelet/pki/kubelet.crt", at("pki/kubelet.crt")),
-        (
             "nodefsPaths: [/var/lib/kubelet, /var/log]",
             format!("nodefsPaths: [{}, /var/log]", at("kubelet")),
         ),
@@ -192,9 +187,9 @@ fn runbook(healthz: &str, docker_sock: &Path, node: &Path, proc_root: &Path) -> 
 
 /// The node files the drift probes read, as kubeadm lays them out: the KubeletConfiguration
 /// (`drift_fixtures/kubelet-config-cgroupfs.yaml`: cgroupfs like the Docker fake's `/info`,
-/// failSwapOn true; evictionHard in sizes, below), the kubelet's client certificate (with its key) and
-/// its self-signed serving certificate, valid from yesterday for a year, and the nodefs and
-/// imagefs directories.
+/// failSwapOn true; evictionHard in sizes, below), the kubelet's client certificate (with
+/// its key, named by kubeadm's `kubelet.conf`) and its self-signed serving certificate in
+/// its `--cert-dir`, valid from yesterday for a year, and the nodefs and imagefs directories.
 fn node_files(node: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(node.join("pki"))?;
     std::fs::create_dir_all(node.join("kubelet"))?;
@@ -226,11 +221,22 @@ fn node_files(node: &Path) -> std::io::Result<PathBuf> {
         node.join("pki/kubelet.crt"),
         pki::self_signed_pem(NODE, &day(-1), &day(365)),
     )?;
+    // kubeadm's kubelet.conf: its user's client certificate is the rotated pair
+    let client = node.join("pki/kubelet-client-current.pem");
+    std::fs::write(
+        node.join("kubelet.conf"),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default-cluster\n\
+             contexts:\n- context:\n    cluster: default-cluster\n    user: default-auth\n  name: default-context\n\
+             current-context: default-context\nusers:\n- name: default-auth\n  user:\n    client-certificate: {c}\n    client-key: {c}\n",
+            c = client.display()
+        ),
+    )?;
     Ok(config)
 }
 
-/// A process named `kubelet` whose command line names the config file, as the kubelet's
-/// does: with no systemd to give the unit's main pid, the probes find the kubelet by its
+/// A process named `kubelet` whose command line names the config file, its kubeconfig and
+/// its certificate directory, as the kubelet's does (kubeadm): with no systemd to give the unit's main pid, the probes find the kubelet by its
 /// `comm` in /proc and read `--config` from its cmdline (`kubelet_invocation.rs`). A shell
 /// script: the kernel names a script's process after the script, and `read` blocks on a
 /// pipe that stays open until the bench ends (or drops it), so it costs nothing.
@@ -239,8 +245,17 @@ fn fake_kubelet(node: &Path, config: &Path) -> std::io::Result<std::process::Chi
     std::fs::create_dir_all(node.join("bin"))?;
     std::fs::write(&script, "#!/bin/sh\nread -r _\n")?;
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let node_dir = config
+        .parent()
+        .and_then(Path::parent)
+        .expect("config under node/kubelet");
     Command::new(&script)
         .arg(format!("--config={}", config.display()))
+        .arg(format!(
+            "--kubeconfig={}",
+            node_dir.join("kubelet.conf").display()
+        ))
+        .arg(format!("--cert-dir={}", node_dir.join("pki").display()))
         .stdin(Stdio::piped())
         .spawn()
 }
