@@ -73,12 +73,14 @@ pub(super) fn run_daemon(args: &Args, r: &RunArgs) -> Result<ExitCode> {
         dbus: Default::default(),
         boot_id_path: PathBuf::from("/proc/sys/kernel/random/boot_id"),
     };
-    // One thread runs every task (issue 15, docs/benchmarks.md): the daemon waits on
-    // timers and sockets almost all the time, so worker threads only cost memory (their
-    // stacks, malloc arenas). Every call that can block the thread (files, /proc, statvfs)
-    // goes to the blocking pool under a deadline; nothing uses `block_in_place`.
+    // Two workers, not a current-thread runtime (issue 15, docs/benchmarks.md): the
+    // ledger is written synchronously (fsync) and logs go to journald by sendmsg, so a
+    // stalled disk or a stuck journald blocks the thread that writes; with two workers the
+    // other keeps probing, reporting and notifying the watchdog. One thread would save
+    // ~0.2 MiB, within the noise.
     nodewarden::host::resident::limit_arenas();
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -16,7 +16,7 @@ use std::io;
 
 use super::sys;
 
-/// malloc arenas: one for every thread. A current-thread runtime and a few blocking
+/// malloc arenas: one for every thread. Two runtime workers and a few blocking
 /// threads, mostly asleep, do not contend for malloc's lock.
 pub const MALLOC_ARENAS: i32 = 1;
 
