@@ -42,6 +42,9 @@ pub struct Agent<A, C, L> {
     reported: BTreeSet<Problem>,
     /// Since when the API server has been unreachable (one log line per change).
     api_down_since: Option<crate::domain::Timestamp>,
+    /// The API server has answered since this agent started: until then "not reachable"
+    /// is the start-up wait, not an outage worth a warning.
+    api_answered: bool,
 }
 
 impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
@@ -105,6 +108,7 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
             unsaved,
             reported: BTreeSet::new(),
             api_down_since: None,
+            api_answered: false,
         })
     }
 
@@ -334,9 +338,24 @@ impl<A, C, L> Agent<A, C, L> {
     /// own per-request errors are kept out of the log: `logging.rs`).
     fn note_api(&mut self, reachable: bool, now: crate::domain::Timestamp) {
         match (reachable, self.api_down_since) {
+            (false, None) if !self.api_answered => {
+                self.api_down_since = Some(now);
+                tracing::info!(
+                    since = %now,
+                    "waiting for the API server's first answer: disruptive steps held until then"
+                );
+            }
             (false, None) => {
                 self.api_down_since = Some(now);
                 tracing::warn!(since = %now, "API server unreachable since {now}: disruptive steps held");
+            }
+            (true, Some(since)) if !self.api_answered => {
+                self.api_down_since = None;
+                tracing::info!(
+                    since = %since,
+                    "API server answers (first answer after {})",
+                    crate::domain::Dur::between(since, now)
+                );
             }
             (true, Some(since)) => {
                 self.api_down_since = None;
@@ -348,6 +367,7 @@ impl<A, C, L> Agent<A, C, L> {
             }
             _ => {}
         }
+        self.api_answered |= reachable;
     }
 }
 
