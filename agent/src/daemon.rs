@@ -235,6 +235,15 @@ impl<A: Actuators, C: Clock, L: LedgerSink> Agent<A, C, L> {
         self.decide(cluster, facts, now).1
     }
 
+    /// Whether the planner would decide now without the node's facts
+    /// ([`crate::plan::reads_no_facts`]): the run loop may then reuse facts it read
+    /// a little earlier.
+    pub fn reads_no_facts(&mut self) -> bool {
+        let now = self.clock.now();
+        let findings = self.health.evaluate(&self.runbook.runbook.spec.probes, now);
+        crate::plan::reads_no_facts(&findings, &self.ledger)
+    }
+
     /// The findings at `now` and the planner's decision on them: what `peek`
     /// shows and `tick` carries out.
     fn decide(

@@ -29,6 +29,20 @@ fn join(ps: &BTreeSet<Problem>) -> String {
     crate::domain::join_problems(ps, ", ")
 }
 
+/// Whether [`plan`] would decide without reading the node's facts, now and until an
+/// observation arrives: nothing of ours is open (no episode, no cordon, no slot) and no
+/// problem nodewarden remediates is active or pending (a pending one may become active by
+/// time alone), so the decision is Idle, Monitoring or Paused. The run loop then reuses
+/// facts read a little earlier instead of asking systemd on every iteration (issue 15: on
+/// a node each read is a dozen D-Bus messages). `plan/tests.rs` holds it to that.
+pub fn reads_no_facts(findings: &Findings, ledger: &Ledger) -> bool {
+    ledger.episode.is_none()
+        && ledger.cordon.is_none()
+        && ledger.slot.is_none()
+        && findings.remediable_set().is_empty()
+        && !findings.remediable_pending()
+}
+
 /// Decide. Pure: the same inputs always give the same decision.
 pub fn plan(i: &Inputs) -> Decision {
     let rb = i.runbook;

@@ -25,6 +25,11 @@ use crate::plan::{ClusterView, NodeFacts};
 use crate::plan::{Decision, Gate};
 use crate::runbook::{Runbook, StormGate};
 
+/// How long the node's facts (units present and since when active, the runtime unit, the
+/// boot ID) are reused while the planner decides without them (a quiet node): the
+/// iteration after a problem becomes active, or anything of ours is open, reads them anew.
+const QUIET_FACTS_MAX_AGE: Duration = Duration::from_secs(60);
+
 /// Where the loop gets its view of the cluster and of the node each tick.
 pub trait Views {
     /// A snapshot of the watch caches (no API call).
@@ -187,6 +192,8 @@ where
     let mut next = Instant::now();
     let mut obs_open = true;
     let mut backoff: Option<Duration> = None;
+    // The node's facts as last read, and when (see QUIET_FACTS_MAX_AGE).
+    let mut facts_cache: Option<(Instant, NodeFacts)> = None;
     loop {
         liveness.alive_for(cfg.tick_every * 3);
         tokio::select! {
@@ -197,6 +204,7 @@ where
                         Some(p) => {
                             if agent.reload(p).is_ok() {
                                 views.reloaded(&agent.runbook().runbook);
+                                facts_cache = None;
                             }
                         }
                         None => tracing::warn!("reload requested but the built-in runbook is in use; nothing to reload"),
@@ -237,7 +245,19 @@ where
             continue;
         }
         let mut cluster = views.cluster();
-        let facts = views.facts(&agent.runbook().runbook).await;
+        // Facts cost a dozen D-Bus messages on a node: read at each iteration only
+        // while the planner may act on them, else at most every QUIET_FACTS_MAX_AGE.
+        let facts = match facts_cache.take() {
+            Some((at, f)) if at.elapsed() < QUIET_FACTS_MAX_AGE && agent.reads_no_facts() => {
+                facts_cache = Some((at, f.clone()));
+                f
+            }
+            _ => {
+                let f = views.facts(&agent.runbook().runbook).await;
+                facts_cache = Some((Instant::now(), f.clone()));
+                f
+            }
+        };
         // A disruptive step held only because the fleet was never read: read
         // it first rather than hold (and report Held) for one tick.
         if cluster.api_reachable
@@ -263,6 +283,7 @@ where
                         && agent.reload(p).is_ok()
                     {
                         views.reloaded(&agent.runbook().runbook);
+                        facts_cache = None;
                     }
                     next = Instant::now();
                     continue;

@@ -440,3 +440,85 @@ async fn an_outdated_systemd_is_reported_once_and_never_opens_an_episode() {
 }
 
 mod hostile_disk;
+
+/// Counts the facts reads (each one a dozen D-Bus messages on a node).
+struct CountingViews(ClusterView, std::sync::atomic::AtomicUsize);
+impl run::Views for CountingViews {
+    fn cluster(&self) -> ClusterView {
+        self.0.clone()
+    }
+    async fn facts(&self, _runbook: &crate::runbook::Runbook) -> NodeFacts {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        facts()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_node_reads_its_facts_once_a_minute_and_at_once_when_a_problem_is_active() {
+    use run::{Control, Liveness, LoopConfig, run_loop};
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::time::Duration;
+    let clock = ManualClock::new(t0());
+    let act = RecordingActuators::new();
+    let mut agent = new_agent(Ledger::default(), None, &act, &clock, Discard);
+    let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel(16);
+    let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(4);
+    let cfg = LoopConfig {
+        tick_every: Duration::from_secs(5),
+        runbook_path: None,
+    };
+    let views = CountingViews(ClusterView::calm(10), Default::default());
+    let notifier = crate::host::notify::Notifier::from_env();
+    let liveness = Liveness::default();
+    let reads_after_quiet = std::sync::Mutex::new(0);
+    let driver = async {
+        // five quiet minutes: a healthy observation every 10 s, a tick every 5 s
+        for _ in 0..30 {
+            obs_tx
+                .send(Observation::new(K, clock.now(), Verdict::Healthy, "ok"))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            clock.advance(Dur::from_secs(10));
+        }
+        *reads_after_quiet.lock().unwrap() = views.1.load(SeqCst);
+        // the kubelet fails for longer than failFor: the restart is planned on fresh facts
+        obs_tx
+            .send(Observation::new(K, clock.now(), Verdict::Failing, "down"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        clock.advance(Dur::from_secs(61));
+        let before = views.1.load(SeqCst);
+        obs_tx
+            .send(Observation::new(K, clock.now(), Verdict::Failing, "down"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            views.1.load(SeqCst) > before,
+            "an active problem reads the facts anew"
+        );
+        ctl_tx.send(Control::Stop).await.unwrap();
+    };
+    let (res, ()) = tokio::join!(
+        run_loop(
+            &mut agent,
+            &views,
+            &mut obs_rx,
+            &mut ctl_rx,
+            &cfg,
+            &notifier,
+            &liveness
+        ),
+        driver
+    );
+    res.unwrap();
+    let quiet = *reads_after_quiet.lock().unwrap();
+    // 300 s of iterations (ticks and observations, ~90) read the facts about once a minute
+    assert!(
+        (5..=7).contains(&quiet),
+        "{quiet} reads in five quiet minutes"
+    );
+    assert_eq!(act.calls(), ["restart kubelet.service"]);
+}

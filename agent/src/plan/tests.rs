@@ -119,6 +119,59 @@ fn healthy_node_is_idle_and_failing_node_is_pending() {
     assert!(matches!(w.plan(), Decision::Pending { .. }));
 }
 
+fn reported_only() -> W {
+    let mut w = W::new();
+    w.findings.active.insert(
+        Problem::SwapOn,
+        Finding {
+            since: t(0),
+            summary: "swap".into(),
+        },
+    );
+    w
+}
+
+#[test]
+fn a_quiet_node_is_decided_without_its_facts() {
+    let blind = NodeFacts::default();
+    let mut odd = W::new().node;
+    odd.boot_id = Some("another-boot".into());
+    odd.units = Some(Default::default());
+    odd.runtime_unit = Some("crio.service".into());
+    let mut pending = W::new();
+    pending.findings.pending.insert(K, t(20_000));
+    let reported = reported_only();
+    assert!(
+        !reads_no_facts(&pending.findings, &pending.ledger),
+        "pending may turn active by time alone"
+    );
+    for w in [W::new(), pending, reported] {
+        let d = w.plan();
+        for facts in [&blind, &odd] {
+            let mut w2 = W::with(w.rb.clone());
+            w2.findings = w.findings.clone();
+            w2.node = facts.clone();
+            assert_eq!(w2.plan(), d, "the same decision without the facts");
+        }
+    }
+    assert!(reads_no_facts(&W::new().findings, &W::new().ledger));
+    assert!(reads_no_facts(
+        &reported_only().findings,
+        &Ledger::default()
+    ));
+    // anything of ours open, or a remediable problem active: the facts are read
+    assert!(!reads_no_facts(
+        &W::new().active(&[K]).findings,
+        &Ledger::default()
+    ));
+    let w = W::new()
+        .active(&[K])
+        .ran("restart-kubelet", 9_000, Outcome::Succeeded);
+    let calm = Findings::default();
+    assert!(!reads_no_facts(&calm, &w.ledger));
+    assert!(!reads_no_facts(&calm, &W::new().ours_cordoned().ledger));
+}
+
 #[test]
 fn kubelet_stall_restarts_kubelet_without_cordon_or_slot() {
     let a = act(W::new().active(&[K]).plan());
