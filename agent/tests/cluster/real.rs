@@ -102,6 +102,15 @@ impl RealCluster {
     }
 }
 
+impl RealCluster {
+    /// Stops the harness kubelet's loop (it lists every pod each 100 ms and renews the
+    /// Leases every 2 s): a measurement that wants a node kubelet's pace renews the
+    /// Lease itself ([`super::kubelet::renew_lease`], every 10 s as a kubelet does).
+    pub fn quiet_kubelet(&self) {
+        self.kubelet_task.abort();
+    }
+}
+
 impl Drop for RealCluster {
     fn drop(&mut self) {
         // Never leave a SIGSTOPped API server behind (a failed scenario may).
