@@ -38,6 +38,11 @@ case "$PROFILE" in
   dev) dir=debug;;
   *) dir=$PROFILE;;
 esac
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static ${NODEWARDEN_STATIC_EXTRA_RUSTFLAGS:-}"
+# -z pack-relative-relocs (DT_RELR): a static-pie carries one relocation per pointer in
+# its data (vtables, string tables), 24 bytes each as RELA: 0.5 MB of the 11.4 MB binary.
+# RELR packs them into bitmaps (6 KB). The binary relocates itself with its own glibc
+# (2.36 reads RELR), so the host's glibc and kernel play no part: checked on Debian 11 by
+# check-static.sh, which also fails if RELR goes missing (docs/benchmarks.md).
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs ${NODEWARDEN_STATIC_EXTRA_RUSTFLAGS:-}"
 cargo build --locked -p nodewarden --bin nodewarden --profile "$PROFILE" --target "$TRIPLE" >&2
 echo "target/$TRIPLE/$dir/nodewarden"
