@@ -43,7 +43,7 @@ use crate::act::{Actuators, Clock, Report, SystemClock};
 use crate::enact::LedgerWriteError;
 use crate::health::Observation;
 use crate::host::notify::{self, Notifier};
-use crate::host::systemd::{DbusOptions, DbusSystemd, Systemd};
+use crate::host::systemd::{DbusOptions, DbusSystemd, PROBE_ROUND, ReadMemo, Systemd};
 use crate::ledger::{LedgerError, LedgerFile, OpenReport};
 use crate::maintenance::procedure::StateFile;
 use crate::plan::SlotView;
@@ -261,6 +261,10 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
     }
 
     let systemd = parts.systemd;
+    // The probes and the planner's node facts read unit states through a memo: the
+    // probes of one round ask about the same units (host/systemd/memo.rs). The
+    // actuators keep the plain client, so a restart is verified on fresh answers.
+    let read_systemd: Arc<dyn Systemd> = Arc::new(ReadMemo::new(systemd.clone(), PROBE_ROUND));
     let metrics = Arc::new(Metrics::new());
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
 
@@ -385,7 +389,7 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
                     node_info: Some(api_sources.ready.clone()),
                     ..cfg.probe_env.clone()
                 },
-                systemd.clone(),
+                read_systemd.clone(),
                 api_sources.clone(),
             );
             (Some(set.spawn(probe_tx.clone())), set.problems().len())
@@ -412,7 +416,7 @@ pub async fn serve_with(cfg: ServeConfig, parts: Parts) -> Result<(), ServeError
             node_info: Some(api_sources.ready.clone()),
             ..cfg.probe_env.clone()
         },
-        systemd: systemd.clone(),
+        systemd: read_systemd,
         conditions_tx,
         metrics,
         counted: Mutex::new(BTreeSet::new()),

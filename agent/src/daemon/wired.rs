@@ -32,6 +32,8 @@ pub struct Wired {
     /// (see `spawn_refresher`).
     pub(super) wanted: watch::Sender<(Need, StormGate)>,
     pub(super) env: ProbeEnv,
+    /// For the node facts and the probes: the read memo (host/systemd/memo.rs), never
+    /// the actuators' client.
     pub(super) systemd: Arc<dyn Systemd>,
     pub(super) conditions_tx: Option<watch::Sender<Vec<DesiredCondition>>>,
     pub(super) metrics: Arc<Metrics>,

@@ -24,7 +24,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 mod dbus;
+mod memo;
 pub use dbus::{DbusOptions, DbusSystemd};
+pub use memo::{PROBE_ROUND, ReadMemo};
 
 /// The future every [`Systemd`] method returns.
 pub type SdFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SystemdError>> + Send + 'a>>;
