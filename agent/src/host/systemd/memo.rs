@@ -31,6 +31,9 @@ pub struct ReadMemo {
     inner: Arc<dyn Systemd>,
     ttl: Duration,
     kept: Mutex<HashMap<String, (Instant, UnitStatus)>>,
+    /// One read of a unit at a time: the probes of a round tick at the same instant, so
+    /// without this all of them would miss and ask together (seen on the testbed).
+    reading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl ReadMemo {
@@ -39,7 +42,13 @@ impl ReadMemo {
             inner,
             ttl,
             kept: Mutex::new(HashMap::new()),
+            reading: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn reading(&self, unit: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        reading.entry(unit.to_string()).or_default().clone()
     }
 
     fn kept(&self, unit: &str, now: Instant) -> Option<UnitStatus> {
@@ -68,6 +77,13 @@ impl ReadMemo {
 impl Systemd for ReadMemo {
     fn unit_status<'a>(&'a self, unit: &'a str) -> SdFuture<'a, UnitStatus> {
         Box::pin(async move {
+            if let Some(st) = self.kept(unit, Instant::now()) {
+                return Ok(st);
+            }
+            // A caller that gives up (its own deadline) drops its turn; a hung read holds
+            // the others only until their deadlines, as it would without the memo.
+            let turn = self.reading(unit);
+            let _turn = turn.lock().await;
             let asked = Instant::now();
             if let Some(st) = self.kept(unit, asked) {
                 return Ok(st);

@@ -15,6 +15,8 @@ impl Systemd for Counting {
     fn unit_status<'a>(&'a self, unit: &'a str) -> SdFuture<'a, UnitStatus> {
         Box::pin(async move {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            // an answer takes a round trip, so callers at the same instant overlap
+            tokio::time::sleep(Duration::from_millis(10)).await;
             if self.missing {
                 return Err(SystemdError::NotFound {
                     unit: unit.to_string(),
@@ -118,4 +120,18 @@ async fn a_signal_or_restart_through_it_forgets_the_unit() {
     let _ = m.restart_unit("docker.service", PROBE_ROUND).await;
     m.unit_status("docker.service").await.expect("status");
     assert_eq!(inner.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn probes_asking_at_the_same_instant_share_one_read() {
+    let inner = Arc::new(Counting::default());
+    let m = memo(&inner);
+    let (a, b, c) = tokio::join!(
+        m.unit_status("kubelet.service"),
+        m.unit_status("kubelet.service"),
+        m.unit_status("kubelet.service"),
+    );
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(a.expect("a"), b.expect("b"));
+    c.expect("c");
 }
