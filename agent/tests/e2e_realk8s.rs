@@ -458,8 +458,8 @@ async fn footprint(cp: &ControlPlane, test: &str) {
         idle.iter().map(|(_, s)| f(s) as f64).sum::<f64>() / idle.len().max(1) as f64 / 1024.0
     };
     let (anon, file) = (mean(|s| s.2), mean(|s| s.3));
-    let findings: Vec<String> = tb
-        .journal("nodewarden.service")
+    let journal = tb.journal("nodewarden.service");
+    let findings: Vec<String> = journal
         .lines()
         .filter(|l| l.contains("reported") || l.contains("WARN"))
         .map(str::to_string)
@@ -481,7 +481,8 @@ async fn footprint(cp: &ControlPlane, test: &str) {
         anon + file
     );
     println!(
-        "  report-only findings and warnings in its journal: {}",
+        "  its journal: {} lines in all; report-only findings and warnings: {}",
+        journal.lines().count(),
         findings.len()
     );
     for l in findings.iter().take(10) {

@@ -522,3 +522,71 @@ async fn a_quiet_node_reads_its_facts_once_a_minute_and_at_once_when_a_problem_i
     );
     assert_eq!(act.calls(), ["restart kubelet.service"]);
 }
+
+/// Counts the loop's iterations (each one asks for the cluster view once).
+struct IterationViews(ClusterView, std::sync::atomic::AtomicUsize);
+impl run::Views for IterationViews {
+    fn cluster(&self) -> ClusterView {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.clone()
+    }
+    async fn facts(&self, _runbook: &crate::runbook::Runbook) -> NodeFacts {
+        facts()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_observations_of_one_round_are_decided_once() {
+    use run::{Control, Liveness, LoopConfig, run_loop};
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::time::Duration;
+    let clock = ManualClock::new(t0());
+    let act = RecordingActuators::new();
+    let mut agent = new_agent(Ledger::default(), None, &act, &clock, Discard);
+    let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel(16);
+    let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(4);
+    let cfg = LoopConfig {
+        tick_every: Duration::from_secs(5),
+        runbook_path: None,
+    };
+    let views = IterationViews(ClusterView::calm(10), Default::default());
+    let notifier = crate::host::notify::Notifier::disabled();
+    let liveness = Liveness::default();
+    let driver = async {
+        // the first iteration runs at start
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = views.1.load(SeqCst);
+        // four probes of one round answer a few ms apart
+        for p in [
+            Problem::KubeletUnhealthy,
+            Problem::PlegUnhealthy,
+            Problem::ContainerRuntimeUnresponsive,
+            Problem::ApiServerUnreachable,
+        ] {
+            obs_tx
+                .send(Observation::new(p, clock.now(), Verdict::Healthy, "ok"))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = views.1.load(SeqCst);
+        ctl_tx.send(Control::Stop).await.unwrap();
+        after - before
+    };
+    let (res, iterations) = tokio::join!(
+        run_loop(
+            &mut agent,
+            &views,
+            &mut obs_rx,
+            &mut ctl_rx,
+            &cfg,
+            &notifier,
+            &liveness
+        ),
+        driver
+    );
+    res.unwrap();
+    assert_eq!(iterations, 1, "one decision for the round");
+    assert!(act.calls().is_empty());
+}

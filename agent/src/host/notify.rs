@@ -10,6 +10,9 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Notifier {
     target: Option<SocketAddr>,
+    /// The last `STATUS=` sent: the loop sets its status at every iteration (about 36
+    /// a minute on an idle node), and each message wakes PID 1; only a change is sent.
+    last_status: std::sync::Mutex<Option<String>>,
 }
 
 impl Notifier {
@@ -24,12 +27,18 @@ impl Notifier {
                 SocketAddr::from_pathname(&s).ok()
             }
         });
-        Notifier { target }
+        Notifier {
+            target,
+            last_status: std::sync::Mutex::new(None),
+        }
     }
 
     /// A no-op notifier (agents not run by systemd, the fleet simulator).
     pub fn disabled() -> Notifier {
-        Notifier { target: None }
+        Notifier {
+            target: None,
+            last_status: std::sync::Mutex::new(None),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -48,10 +57,27 @@ impl Notifier {
     }
 
     pub fn ready(&self, status: &str) -> std::io::Result<()> {
-        self.notify(&format!("READY=1\nSTATUS={}", one_line(status)))
+        let line = one_line(status);
+        self.notify(&format!("READY=1\nSTATUS={line}"))?;
+        self.sent_status(line);
+        Ok(())
     }
+    /// `STATUS=`, sent only when it differs from the last one that was sent.
     pub fn status(&self, status: &str) -> std::io::Result<()> {
-        self.notify(&format!("STATUS={}", one_line(status)))
+        let line = one_line(status);
+        if self.last_status_is(&line) {
+            return Ok(());
+        }
+        self.notify(&format!("STATUS={line}"))?;
+        self.sent_status(line);
+        Ok(())
+    }
+    fn last_status_is(&self, line: &str) -> bool {
+        let last = self.last_status.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_deref() == Some(line)
+    }
+    fn sent_status(&self, line: String) {
+        *self.last_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
     }
     pub fn watchdog(&self) -> std::io::Result<()> {
         self.notify("WATCHDOG=1")
