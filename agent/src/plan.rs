@@ -381,6 +381,7 @@ use gates::gate_and_act;
 pub use reboot_gate::kubelet_down;
 
 #[cfg(test)]
+#[path = "plan/tests/props.rs"]
 mod props;
 #[cfg(test)]
 mod tests;

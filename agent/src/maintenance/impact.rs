@@ -445,5 +445,4 @@ fn pdb_allowance(objs: &ClusterObjects, pods: &mut [PodImpact]) -> (Vec<String>,
 }
 
 #[cfg(test)]
-#[path = "impact_tests.rs"]
 mod tests;
