@@ -109,6 +109,24 @@ where
     }
 }
 
+/// The folder the testbed binds at `/opt/agent`: the binary, the runbook and the
+/// ServiceAccount's kubeconfig; and the `nodewarden run` flags that use them.
+fn stage_agent(cp: &ControlPlane, bin: &Path, runbook: &Path) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(bin, dir.path().join("nodewarden")).expect("copy binary");
+    std::fs::copy(runbook, dir.path().join("runbook.yaml")).expect("runbook");
+    std::fs::copy(
+        cp.dir().join("agent.kubeconfig"),
+        dir.path().join("kubeconfig"),
+    )
+    .expect("kubeconfig");
+    let flags = format!(
+        "--node-name {NODE} --kubeconfig /opt/agent/kubeconfig --namespace {}",
+        cluster::real::AGENT_NS
+    );
+    (dir, flags)
+}
+
 #[test]
 fn real_api_hung_by_sigstop_holds_disruptive_steps_until_sigcont() {
     let test = "e2e-realk8s-outage";
@@ -146,25 +164,10 @@ fn real_api_hung_by_sigstop_holds_disruptive_steps_until_sigcont() {
 async fn outage(cp: &ControlPlane, test: &str) {
     let c = RealCluster::start(cp).await;
     cluster::fixtures::node(&c, NODE).await;
-    let agent_dir = tempfile::tempdir().expect("tmp");
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_nodewarden"),
-        agent_dir.path().join("nodewarden"),
-    )
-    .expect("copy binary");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/runbook.yaml"),
-        agent_dir.path().join("runbook.yaml"),
-    )
-    .expect("runbook");
-    std::fs::copy(
-        cp.dir().join("agent.kubeconfig"),
-        agent_dir.path().join("kubeconfig"),
-    )
-    .expect("kubeconfig");
-    let flags = format!(
-        "--node-name {NODE} --kubeconfig /opt/agent/kubeconfig --namespace {}",
-        cluster::real::AGENT_NS
+    let (agent_dir, flags) = stage_agent(
+        cp,
+        Path::new(env!("CARGO_BIN_EXE_nodewarden")),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/runbook.yaml"),
     );
     let unit = format!(
         "[Unit]\nDescription=nodewarden (end-to-end test, real apiserver)\nAfter=dbus.service\nStartLimitIntervalSec=0\n\n\
@@ -389,21 +392,10 @@ async fn footprint(cp: &ControlPlane, test: &str) {
     let c = RealCluster::start(cp).await;
     c.quiet_kubelet();
     cluster::fixtures::node(&c, NODE).await;
-    let agent_dir = tempfile::tempdir().expect("tmp");
-    std::fs::copy(&bin, agent_dir.path().join("nodewarden")).expect("copy binary");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/default.yaml"),
-        agent_dir.path().join("runbook.yaml"),
-    )
-    .expect("runbook");
-    std::fs::copy(
-        cp.dir().join("agent.kubeconfig"),
-        agent_dir.path().join("kubeconfig"),
-    )
-    .expect("kubeconfig");
-    let flags = format!(
-        "--node-name {NODE} --kubeconfig /opt/agent/kubeconfig --namespace {}",
-        cluster::real::AGENT_NS
+    let (agent_dir, flags) = stage_agent(
+        cp,
+        Path::new(&bin),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/default.yaml"),
     );
     let cfg = TestbedConfig {
         extra_units: packaged_unit(&flags),
