@@ -23,3 +23,4 @@ pub mod runbook;
 pub mod safe_fs;
 pub mod text;
 pub mod view;
+pub mod yaml;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. Keep in step with the table in docs/architecture.md.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("foundation", &["safe_fs", "text"]),
+    ("foundation", &["safe_fs", "text", "yaml"]),
     ("domain", &["domain", "view"]),
     ("runbook", &["runbook"]),
     ("state", &["health", "ledger"]),

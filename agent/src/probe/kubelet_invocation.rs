@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_saphyr::Spanned;
+use crate::yaml::Spanned;
 
 use super::runtime::{Detector, blocking, find_pid_by_comm};
 use super::{hostfs, layout};
@@ -114,7 +114,7 @@ impl Invocation {
                 self.config_path.display()
             ));
         };
-        serde_saphyr::from_str::<Option<KubeletConfig>>(text)
+        crate::yaml::from_str::<Option<KubeletConfig>>(text)
             .map(Option::unwrap_or_default)
             .map_err(|e| {
                 let first = e.to_string();

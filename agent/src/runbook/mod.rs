@@ -117,8 +117,8 @@ fn parse_options() -> serde_saphyr::Options {
 
 /// The parser's message in our words, without its own position suffix; we
 /// print positions as file:line:col.
-fn bare_message(e: &serde_saphyr::Error) -> String {
-    yaml::message(&e.to_string())
+fn bare_message(e: &crate::yaml::Error) -> String {
+    yaml::message(e.message())
 }
 
 /// Parse and validate runbook text. `source_name` is used in messages.
@@ -135,7 +135,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Loaded, RunbookError> {
             diagnostics: vec![d],
         });
     }
-    let doc: schema::RunbookDoc = serde_saphyr::from_str_with_options(text, parse_options())
+    let doc: schema::RunbookDoc = crate::yaml::from_str_with_options(text, parse_options())
         .map_err(|e| {
             let (line, column) = e
                 .location()

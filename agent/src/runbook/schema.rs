@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::yaml::Spanned;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::domain::{Dur, Problem};
 

@@ -74,6 +74,13 @@ pub(super) fn message(raw: &str) -> String {
             "refused: {plain} (limit {what}); a runbook is small — check for aliases (*name) that repeat large values"
         );
     }
+    // serde's words for a number outside the field's range, as the YAML tree reports it
+    // ("invalid value: integer `-1`, expected u32"), read like the parser's "invalid u32".
+    let ranged = s
+        .strip_prefix("invalid value: integer `")
+        .and_then(|r| r.split_once("`, expected "))
+        .map(|(_, ty)| format!("invalid {ty}"));
+    let s = ranged.as_deref().unwrap_or(s);
     if let Some(ty) = s.strip_prefix("invalid ")
         && let Some(bits) = ty.strip_prefix('u').and_then(|b| b.parse::<u32>().ok())
     {

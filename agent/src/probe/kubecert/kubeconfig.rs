@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::yaml::Spanned;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::probe::io;
 use crate::safe_fs::{self, Follow, ReadError};
@@ -94,7 +94,7 @@ fn options() -> serde_saphyr::Options {
 /// it: relative certificate paths are resolved against its directory).
 pub fn client_cred(text: &str, path: &Path) -> Result<ClientCred, String> {
     let shown = path.display();
-    let doc: Doc = serde_saphyr::from_str_with_options::<Option<Doc>>(text, options())
+    let doc: Doc = crate::yaml::from_str_with_options::<Option<Doc>>(text, options())
         .map_err(|e| {
             let e = e.to_string();
             format!(

@@ -100,7 +100,7 @@ impl KubeletCertFacts {
                     ),
                 })
         });
-        let boolean = |flag: &str, field: &str, v: &Option<serde_saphyr::Spanned<bool>>| {
+        let boolean = |flag: &str, field: &str, v: &Option<crate::yaml::Spanned<bool>>| {
             inv.bool_flag(flag).unwrap_or_else(|| match v {
                 Some(v) => Setting {
                     value: v.value,

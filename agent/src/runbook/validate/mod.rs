@@ -5,7 +5,7 @@
 //! Every rule reports where it was broken (line, column) and what was
 //! expected; all problems are collected, not just the first.
 
-use serde_saphyr::Location;
+use crate::yaml::Location;
 
 mod probes;
 pub use probes::{DEFAULT_IMAGEFS_PATHS, DEFAULT_NODEFS_PATHS, DEFAULT_SYSCTLS};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_saphyr::Location;
+use crate::yaml::Location;
 
 use super::super::model::*;
 use super::super::schema::*;

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_saphyr::Location;
+use crate::yaml::Location;
 
 use super::super::model::*;
 use super::super::schema::*;
