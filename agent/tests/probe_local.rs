@@ -197,6 +197,7 @@ fn runtime_check(
         cri_dockerd_socket: "/nonexistent/cri-dockerd.sock".into(),
         node: None,
         host_root: None,
+        invocation_cache: Default::default(),
     });
     RuntimeCheck::new(s, det, proc_root.into(), kmsg.into())
 }
@@ -403,6 +404,59 @@ async fn kernel_hung_task_reports_name_the_runtime() {
     }
 }
 
+/// The kubelet's invocation is read once and used by every probe that asks until the
+/// kubelet unit's MainPID changes (a restart: new flags, a new config) or it is a minute
+/// old: a changed file is not seen while the same kubelet runs, and is seen after a
+/// restart.
+#[tokio::test]
+async fn the_kubelet_invocation_is_read_again_when_the_kubelet_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc_root = dir.path().join("proc");
+    let config = write(dir.path(), "config.yaml", "cgroupDriver: systemd\n");
+    for pid in [77, 78] {
+        write(
+            &proc_root,
+            &format!("{pid}/cmdline"),
+            &format!("kubelet\0--config={}\0", config.display()),
+        );
+    }
+    let sd = Arc::new(FakeSystemd::new().with_active("kubelet.service", ago(5), Some(77)));
+    let det = Detector {
+        setting: RuntimeKind::Auto,
+        docker_socket: dir.path().join("d.sock"),
+        containerd_socket: dir.path().join("c.sock"),
+        kubelet_unit: "kubelet.service".into(),
+        proc_root: proc_root.clone(),
+        kubeadm_flags: dir.path().join("none"),
+        kubelet_config: dir.path().join("none"),
+        systemd: sd.clone(),
+        kubelet_env_files: Vec::new(),
+        crio_socket: "/nonexistent/crio.sock".into(),
+        cri_dockerd_socket: "/nonexistent/cri-dockerd.sock".into(),
+        node: None,
+        host_root: None,
+        invocation_cache: Default::default(),
+    };
+    let driver = |inv: nodewarden::probe::kubelet_invocation::Invocation| {
+        inv.config().unwrap().cgroup_driver.map(|d| d.value)
+    };
+    assert_eq!(driver(det.invocation().await).as_deref(), Some("systemd"));
+    write(dir.path(), "config.yaml", "cgroupDriver: cgroupfs\n");
+    // the same kubelet: what it was started with
+    assert_eq!(driver(det.invocation().await).as_deref(), Some("systemd"));
+    // restarted (a new MainPID): read again
+    sd.set(
+        "kubelet.service",
+        "active",
+        "running",
+        Some(ago(1)),
+        Some(78),
+    );
+    let inv = det.invocation().await;
+    assert_eq!(driver(inv.clone()).as_deref(), Some("cgroupfs"));
+    assert!(inv.args[0].0.contains("pid 78"), "{:?}", inv.args.first());
+}
+
 #[tokio::test]
 async fn runtime_detection_from_kubelet_flags_files_and_sockets() {
     let dir = tempfile::tempdir().unwrap();
@@ -429,6 +483,7 @@ async fn runtime_detection_from_kubelet_flags_files_and_sockets() {
         cri_dockerd_socket: "/nonexistent/cri-dockerd.sock".into(),
         node: None,
         host_root: None,
+        invocation_cache: Default::default(),
     };
     let none = dir.path().join("none");
     // the kubelet's own command line (found by comm; systemd does not know it)

@@ -132,6 +132,7 @@ async fn probes_against_a_real_systemd() {
             cri_dockerd_socket: "/nonexistent/cri-dockerd.sock".into(),
             node: None,
             host_root: None,
+            invocation_cache: Default::default(),
         }),
         empty.path().into(),
         empty.path().join("kmsg-none"),

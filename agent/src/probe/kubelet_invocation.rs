@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use crate::yaml::Spanned;
+use serde::Deserialize;
 
 use super::runtime::{Detector, blocking, find_pid_by_comm};
 use super::{hostfs, layout};
@@ -160,13 +161,36 @@ impl Invocation {
     }
 }
 
+/// How long a read invocation is used before the files are read again, while the kubelet's
+/// MainPID stays the same. A kubelet reads its flags and configuration when it starts, so
+/// what it runs with changes with its process; the files a *next* start would use (and
+/// the node without a kubelet unit) are seen again within this time.
+pub const INVOCATION_FRESH: Duration = Duration::from_secs(60);
+
+/// The last [`Invocation`] read, with when and for which kubelet MainPID: one read for the
+/// runtime probe every 10 s and the drift probes every minute, instead of six file reads on
+/// blocking threads each time each of them asks (docs/benchmarks.md, pass 4).
+#[derive(Default, Clone)]
+pub struct InvocationCache(Arc<tokio::sync::Mutex<Option<Cached>>>);
+
+struct Cached {
+    read_at: tokio::time::Instant,
+    unit_pid: Option<u32>,
+    invocation: Invocation,
+}
+
+impl std::fmt::Debug for InvocationCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InvocationCache")
+    }
+}
+
 impl Detector {
-    /// What the kubelet runs with. Reading a process's cmdline takes its mmap lock: a stuck
-    /// kubelet can hang the reader, so every read happens on a blocking thread under a
-    /// deadline.
+    /// What the kubelet runs with, read again when the kubelet unit's MainPID changed (a
+    /// restart: new flags, new configuration) or after [`INVOCATION_FRESH`]. Callers in the
+    /// same round wait for one read instead of each reading.
     pub async fn invocation(&self) -> Invocation {
-        let mut args = Vec::new();
-        let pid = match tokio::time::timeout(
+        let unit_pid = match tokio::time::timeout(
             Duration::from_secs(2),
             self.systemd.unit_status(&self.kubelet_unit),
         )
@@ -175,7 +199,28 @@ impl Detector {
             Ok(Ok(st)) => st.main_pid,
             _ => None,
         };
-        let pid = match pid {
+        let mut cache = self.invocation_cache.0.lock().await;
+        if let Some(c) = cache.as_ref()
+            && c.unit_pid == unit_pid
+            && c.read_at.elapsed() < INVOCATION_FRESH
+        {
+            return c.invocation.clone();
+        }
+        let invocation = self.read_invocation(unit_pid).await;
+        *cache = Some(Cached {
+            read_at: tokio::time::Instant::now(),
+            unit_pid,
+            invocation: invocation.clone(),
+        });
+        invocation
+    }
+
+    /// Read what the kubelet runs with. Reading a process's cmdline takes its mmap lock: a
+    /// stuck kubelet can hang the reader, so every read happens on a blocking thread under
+    /// a deadline.
+    async fn read_invocation(&self, unit_pid: Option<u32>) -> Invocation {
+        let mut args = Vec::new();
+        let pid = match unit_pid {
             Some(p) => Some(p),
             None => {
                 let root = self.proc_root.clone();

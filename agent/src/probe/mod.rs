@@ -261,6 +261,7 @@ impl ProbeEnv {
             cri_dockerd_socket: self.cri_dockerd_socket.clone(),
             node: self.node_info.clone(),
             host_root: self.host_root.clone(),
+            invocation_cache: Default::default(),
         }
     }
 

@@ -85,6 +85,9 @@ pub struct Detector {
     /// The host's root in a pod (`--host-root`): the paths the kubelet names (`--config`,
     /// its endpoint) and the links on the way are looked up under it ([`hostfs`]).
     pub host_root: Option<PathBuf>,
+    /// The kubelet's invocation as last read, shared by every probe that asks
+    /// ([`Detector::invocation`]).
+    pub invocation_cache: crate::probe::kubelet_invocation::InvocationCache,
 }
 
 impl Detector {
