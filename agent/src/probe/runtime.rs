@@ -101,11 +101,9 @@ pub fn hung_tasks(text: &str, now_since_boot: Duration, window: Duration) -> Vec
         let Some((prefix, msg)) = line.split_once(';') else {
             continue;
         };
-        let usec: u64 = match prefix.split(',').nth(2).and_then(|v| v.parse().ok()) {
-            Some(u) => u,
-            None => continue,
+        let Some(at) = record_time(prefix) else {
+            continue;
         };
-        let at = Duration::from_micros(usec);
         if at + window < now_since_boot {
             continue;
         }
@@ -140,33 +138,96 @@ pub fn hung_tasks(text: &str, now_since_boot: Duration, window: Duration) -> Vec
     out
 }
 
-/// Read everything currently in the kernel log without blocking (a regular file is read to
-/// its end, for tests). At most 4 MiB.
-pub fn read_kmsg(path: &Path) -> std::io::Result<String> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    while out.len() < (4 << 20) {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if !out.ends_with(b"\n") {
-                    out.push(b'\n');
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            // EPIPE: records were overwritten while we read; go on with the next
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+/// When a kmsg record (`PRI,SEQ,USEC,FLAGS;…`) was logged, since boot.
+fn record_time(record: &str) -> Option<Duration> {
+    let prefix = record.split(';').next()?;
+    let usec: u64 = prefix.split(',').nth(2)?.parse().ok()?;
+    Some(Duration::from_micros(usec))
+}
+
+/// The kernel log read incrementally. `/dev/kmsg` gives each open file its own position,
+/// so the device stays open between rounds and each round reads only the records logged
+/// since the last one, keeping the hung-task reports among them for the window. Reading
+/// the whole ring buffer every 10 s cost one read(2) per record (thousands on a node that
+/// has been up for months) and its parse (docs/benchmarks.md, pass 4).
+///
+/// A regular file (tests, fixtures) is read whole each round, as it may be rewritten.
+pub struct KmsgTail {
+    path: PathBuf,
+    open: Option<std::fs::File>,
+    /// Hung-task reports seen, as their kmsg records (first line only).
+    kept: Vec<String>,
+}
+
+/// At most this much of the log is read in one round; the rest is read by the next.
+const KMSG_ROUND_BYTES: usize = 4 << 20;
+
+impl KmsgTail {
+    pub fn new(path: PathBuf) -> Self {
+        KmsgTail {
+            path,
+            open: None,
+            kept: Vec::new(),
         }
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+
+    /// Read what was logged since the last call without blocking, and return the
+    /// hung-task reports about runtime processes within `window` before `now_since_boot`.
+    pub fn hung_tasks(
+        &mut self,
+        now_since_boot: Duration,
+        window: Duration,
+    ) -> std::io::Result<Vec<HungTask>> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = match self.open.take() {
+            Some(f) => f,
+            None => {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&self.path)?;
+                if f.metadata()?.is_file() {
+                    self.kept.clear();
+                }
+                f
+            }
+        };
+        let mut read = 0usize;
+        let mut buf = vec![0u8; 8192];
+        while read < KMSG_ROUND_BYTES {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    read += n;
+                    // One record per read from the device (continuation lines start
+                    // with a space); a regular file gives many.
+                    for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                        if !line.starts_with(' ') && line.contains("blocked for more than") {
+                            self.kept.push(line.to_string());
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // EPIPE: records were overwritten while we read; go on with the next
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if !f.metadata().map(|m| m.is_file()).unwrap_or(true) {
+            self.open = Some(f);
+        }
+        let found = hung_tasks(&self.kept.join("\n"), now_since_boot, window);
+        // reports older than the window are not needed again
+        self.kept
+            .retain(|r| record_time(r).is_some_and(|at| at + window >= now_since_boot));
+        Ok(found)
+    }
+
+    #[cfg(test)]
+    fn kept_len(&self) -> usize {
+        self.kept.len()
+    }
 }
 
 /// `CLOCK_MONOTONIC`, the clock of kmsg timestamps.
@@ -184,7 +245,7 @@ pub struct RuntimeCheck {
     pub settings: Settings,
     pub detector: Arc<Detector>,
     pub proc_root: PathBuf,
-    pub kmsg: PathBuf,
+    pub kmsg: Arc<Mutex<KmsgTail>>,
     /// Where the kernel log's clock is now (tests pin it).
     pub kmsg_clock: fn() -> Duration,
     /// First time each (pid, start time) was seen in D, across runs.
@@ -211,7 +272,7 @@ impl RuntimeCheck {
             settings,
             detector,
             proc_root,
-            kmsg,
+            kmsg: Arc::new(Mutex::new(KmsgTail::new(kmsg))),
             kmsg_clock: monotonic_now,
             in_d: Mutex::new(HashMap::new()),
             procs: Arc::new(RuntimeProcs::default()),
@@ -399,10 +460,14 @@ impl RuntimeCheck {
         }
         let kmsg = self.kmsg.clone();
         let now_boot = (self.kmsg_clock)();
-        let hung = blocking(move || read_kmsg(&kmsg)).await;
+        let hung = blocking(move || match kmsg.try_lock() {
+            Ok(mut tail) => tail.hung_tasks(now_boot, KMSG_WINDOW),
+            // a read stuck past its deadline still holds it: say so, do not queue
+            Err(_) => Err(std::io::Error::other("the previous read has not finished")),
+        })
+        .await;
         match hung {
-            Ok(text) => {
-                let h = hung_tasks(&text, now_boot, KMSG_WINDOW);
+            Ok(h) => {
                 if h.is_empty() {
                     o = o.with("kernel", "no hung-task reports about the runtime");
                 } else {
@@ -420,12 +485,7 @@ impl RuntimeCheck {
                     failing.push(format!("kernel: {d}"));
                 }
             }
-            Err(e) => {
-                o = o.with(
-                    "kernel",
-                    format!("cannot read {}: {e}", self.kmsg.display()),
-                )
-            }
+            Err(e) => o = o.with("kernel", format!("cannot read the kernel log: {e}")),
         }
         if !failing.is_empty() {
             o.verdict = Verdict::Failing;

@@ -60,3 +60,75 @@ fn kmsg_hung_task_reports() {
     let h = hung_tasks(text, Duration::from_secs(300), KMSG_WINDOW);
     assert_eq!(h.len(), 2);
 }
+
+/// The device stays open between rounds: each round reads only what was logged since, and
+/// a report is remembered for the window, then dropped. A FIFO stands in for /dev/kmsg
+/// (not a regular file, so it is kept open; records arrive between reads).
+#[test]
+fn kmsg_is_read_incrementally_and_reports_are_kept_for_the_window() {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("kmsg");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // read-write, so opening does not wait for a reader
+    let mut w = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut tail = KmsgTail::new(fifo.clone());
+    w.write_all(b"3,1,100000000,-;INFO: task dockerd:1234 blocked for more than 120 seconds.\n6,2,100000001,-;eth0: link up\n")
+        .unwrap();
+    let h = tail
+        .hung_tasks(Duration::from_secs(200), KMSG_WINDOW)
+        .unwrap();
+    assert_eq!(h.len(), 1, "{h:?}");
+    // what was read is not read again: the writer's next record is all the FIFO holds
+    w.write_all(b"3,3,300000000,-;INFO: task containerd:99 blocked for more than 122 seconds.\n")
+        .unwrap();
+    let h = tail
+        .hung_tasks(Duration::from_secs(400), KMSG_WINDOW)
+        .unwrap();
+    let who: Vec<_> = h.iter().map(|t| (t.comm.as_str(), t.pid)).collect();
+    assert_eq!(who, [("dockerd", 1234), ("containerd", 99)]);
+    // 10 minutes after the first report, only the second is left
+    let h = tail
+        .hung_tasks(Duration::from_secs(701), KMSG_WINDOW)
+        .unwrap();
+    let who: Vec<_> = h.iter().map(|t| (t.comm.as_str(), t.pid)).collect();
+    assert_eq!(who, [("containerd", 99)]);
+    assert_eq!(tail.kept_len(), 1, "a report out of the window is dropped");
+}
+
+/// A regular file is read whole every round (fixtures are rewritten between rounds).
+#[test]
+fn a_kmsg_file_is_read_whole_each_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("kmsg");
+    std::fs::write(
+        &f,
+        "3,1,100000000,-;INFO: task dockerd:1 blocked for more than 120 seconds.\n",
+    )
+    .unwrap();
+    let mut tail = KmsgTail::new(f.clone());
+    assert_eq!(
+        tail.hung_tasks(Duration::from_secs(200), KMSG_WINDOW)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        tail.hung_tasks(Duration::from_secs(200), KMSG_WINDOW)
+            .unwrap()
+            .len(),
+        1
+    );
+    std::fs::write(&f, "6,2,100000001,-;eth0: link up\n").unwrap();
+    assert!(
+        tail.hung_tasks(Duration::from_secs(200), KMSG_WINDOW)
+            .unwrap()
+            .is_empty()
+    );
+}
