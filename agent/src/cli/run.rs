@@ -78,9 +78,17 @@ pub(super) fn run_daemon(args: &Args, r: &RunArgs) -> Result<ExitCode> {
     // stalled disk or a stuck journald blocks the thread that writes; with two workers the
     // other keeps probing, reporting and notifying the watchdog. One thread would save
     // ~0.2 MiB, within the noise.
+    //
+    // Blocking threads stay 5 minutes instead of tokio's 10 s: the probes read /proc and
+    // small files on them every 10 s, the period at which tokio let an idle one exit, so
+    // rounds kept starting threads (clone, a stack mmap) whose exits (munmap) make the
+    // other CPUs flush their TLBs (perf on the testbed: those interrupts,
+    // smp_call_function_many_cond, were 7 % of the agent's samples). A parked thread
+    // costs the stack pages it touched; a round uses three at most.
     nodewarden::host::resident::limit_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_keep_alive(Duration::from_secs(300))
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
