@@ -23,6 +23,7 @@ use std::time::Duration;
 use kube::{Client, Config};
 
 use super::ActError;
+use super::kubeconfig;
 use super::seen_date::{DateLayer, SeenDates};
 use super::watch::ApiPulse;
 use crate::domain::Dur;
@@ -35,7 +36,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where the client configuration comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// In-cluster service account when available, else `$KUBECONFIG` / `~/.kube/config`.
+    /// In-cluster service account when available, else `$KUBECONFIG` / `~/.kube/config`
+    /// ([`super::kubeconfig::read_default`]).
     Infer,
     /// The pod's service account (`KUBERNETES_SERVICE_HOST`, token and CA files).
     InCluster,
@@ -239,24 +241,30 @@ impl Kube {
     /// and builds the client.
     pub async fn connect(opts: &KubeOptions) -> Result<Kube, KubeError> {
         let load = async {
+            // kubeconfig files are read by act::kubeconfig, not kube's loaders (why there)
+            let from_file = |kc: Result<kube::config::Kubeconfig, String>, context| async move {
+                let o = kube::config::KubeConfigOptions {
+                    context,
+                    ..Default::default()
+                };
+                Config::from_custom_kubeconfig(kc?, &o)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
             match &opts.source {
-                Source::Infer => Config::infer().await.map_err(|e| e.to_string()),
+                Source::Infer => match Config::incluster() {
+                    Ok(c) => Ok(c),
+                    Err(in_cluster) => from_file(kubeconfig::read_default(), None)
+                        .await
+                        .map_err(|e| format!("not in a cluster ({in_cluster}); {e}")),
+                },
                 Source::InCluster => Config::incluster().map_err(|e| e.to_string()),
                 Source::Kubeconfig { path, context } => {
-                    let o = kube::config::KubeConfigOptions {
-                        context: context.clone(),
-                        ..Default::default()
+                    let kc = match path {
+                        Some(p) => kubeconfig::read_from(p),
+                        None => kubeconfig::read_default(),
                     };
-                    match path {
-                        Some(p) => {
-                            let kc = kube::config::Kubeconfig::read_from(p)
-                                .map_err(|e| format!("{}: {e}", p.display()))?;
-                            Config::from_custom_kubeconfig(kc, &o)
-                                .await
-                                .map_err(|e| e.to_string())
-                        }
-                        None => Config::from_kubeconfig(&o).await.map_err(|e| e.to_string()),
-                    }
+                    from_file(kc, context.clone()).await
                 }
                 Source::Url(u) => check_server_url(u).map(Config::new),
             }

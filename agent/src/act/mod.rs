@@ -10,6 +10,7 @@ pub mod csr;
 pub mod drain;
 pub mod fleet;
 pub mod kube;
+pub mod kubeconfig;
 pub mod node;
 pub mod real;
 pub mod seen_date;
