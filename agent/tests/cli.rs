@@ -263,3 +263,46 @@ fn maintenance_status_and_refusals_without_a_cluster() {
     );
     assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
 }
+
+/// With no --kubeconfig and no in-cluster account, `$KUBECONFIG`'s files are read and
+/// merged as kubectl merges them (act/kubeconfig.rs reads them, not kube's loader): the
+/// context named by the first file is found in the second, whose server is then dialled.
+#[test]
+fn kubeconfig_files_of_the_environment_are_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::write(&a, "current-context: x\n").unwrap();
+    std::fs::write(
+        &b,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"http://127.0.0.1:9\"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
+    )
+    .unwrap();
+    let ledger = dir.path().join("ledger.json");
+    let start = |kubeconfig: String| {
+        let o = Command::new(env!("CARGO_BIN_EXE_nodewarden"))
+            .args(["maintenance", "start", "--node-name", "n1"])
+            .args(["--api-timeout", "2s"])
+            .env("NODEWARDEN_LEDGER", &ledger)
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("NODEWARDEN_RUNBOOK")
+            .output()
+            .expect("run nodewarden");
+        (o.status.code(), text(&o).1)
+    };
+    // both files: the merged context's server refuses the connection
+    let (code, err) = start(format!("{}:{}", a.display(), b.display()));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+    // the first alone names a context it does not have
+    let (code, err) = start(a.display().to_string());
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("context"), "{err}");
+    // a missing file is named
+    let missing = dir.path().join("missing");
+    let (code, err) = start(missing.display().to_string());
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert!(!dir.path().join("maintenance.json").exists());
+}
