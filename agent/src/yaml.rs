@@ -19,12 +19,15 @@
 //! (recovered from the source at the node's position), a number field given `"10"` gets 10.
 
 mod de;
+mod scalar;
+mod spanned;
+mod tree;
 
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-pub use de::Spanned;
+pub use spanned::Spanned;
 
 /// A position in the YAML text: line and column, from 1. `UNKNOWN` (0, 0) when there is
 /// none (a value that was not in the text).
@@ -128,7 +131,7 @@ pub fn from_str_with_options<T: DeserializeOwned>(
 ) -> Result<T, Error> {
     let yaml11_booleans = !options.strict_booleans;
     options.strict_booleans = true;
-    let root: Option<de::Node> =
+    let root: Option<tree::Node> =
         serde_saphyr::from_str_with_options(text, options).map_err(Error::from_parser)?;
     de::type_tree(root, text, yaml11_booleans)
 }

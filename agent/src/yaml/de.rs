@@ -1,105 +1,16 @@
-//! The tree ([`Node`]) serde-saphyr parses into, and a serde `Deserializer` over it.
+//! A serde `Deserializer` over the tree ([`Node`]): gives the tree the caller's type,
+//! positioning each error at the node it is about.
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use serde::Deserialize;
 use serde::de::value::U64Deserializer;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess,
     SeqAccess, Unexpected, VariantAccess, Visitor,
 };
 
+use super::scalar::{parse_i64, parse_u64, plain_token_at, yaml_bool};
+use super::spanned::SPANNED;
+use super::tree::{Kind, Node};
 use super::{Error, Location};
-
-/// One YAML node with where it is used (`referenced`: an alias's own position) and where
-/// it was written (`defined`: the anchored node's; the same for a node without alias).
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Node {
-    kind: Kind,
-    referenced: Location,
-    defined: Location,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Kind {
-    Null,
-    Bool(bool),
-    U64(u64),
-    I64(i64),
-    F64(f64),
-    Str(String),
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = serde_saphyr::Spanned::<Kind>::deserialize(d)?;
-        Ok(Node {
-            kind: s.value,
-            referenced: Location::from_saphyr(s.referenced),
-            defined: Location::from_saphyr(s.defined),
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Kind {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KindVisitor)
-    }
-}
-
-struct KindVisitor;
-
-impl<'de> Visitor<'de> for KindVisitor {
-    type Value = Kind;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML node")
-    }
-    fn visit_unit<E>(self) -> Result<Kind, E> {
-        Ok(Kind::Null)
-    }
-    fn visit_none<E>(self) -> Result<Kind, E> {
-        Ok(Kind::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Kind, D::Error> {
-        Kind::deserialize(d)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Kind, E> {
-        Ok(Kind::Bool(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Kind, E> {
-        Ok(Kind::U64(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Kind, E> {
-        Ok(Kind::I64(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Kind, E> {
-        Ok(Kind::F64(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Kind, E> {
-        Ok(Kind::Str(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Kind, E> {
-        Ok(Kind::Str(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(n) = seq.next_element::<Node>()? {
-            items.push(n);
-        }
-        Ok(Kind::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-        while let Some(e) = map.next_entry::<Node, Node>()? {
-            entries.push(e);
-        }
-        Ok(Kind::Map(entries))
-    }
-}
 
 /// What every node of one document shares while it is typed.
 struct Ctx<'t> {
@@ -181,51 +92,6 @@ impl<'c, 't> De<'c, 't> {
     }
 }
 
-/// The plain token starting at `at` (line and column from 1, the column in characters):
-/// up to a space, a flow indicator, a comment or the end of the line.
-fn plain_token_at(text: &str, at: Location) -> Option<&str> {
-    let line = text
-        .lines()
-        .nth(usize::try_from(at.line()).ok()?.checked_sub(1)?)?;
-    let col = usize::try_from(at.column()).ok()?.checked_sub(1)?;
-    let start = line.char_indices().nth(col).map(|(i, _)| i)?;
-    let rest = &line[start..];
-    let end = rest
-        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | '#'))
-        .unwrap_or(rest.len());
-    let token = rest[..end].strip_suffix(':').unwrap_or(&rest[..end]);
-    (!token.is_empty()).then_some(token)
-}
-
-/// An integer as YAML 1.2's core schema writes it: decimal, `0x`, `0o`, with a sign.
-fn parse_u64(s: &str) -> Option<u64> {
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if let Some(h) = s.strip_prefix("0x") {
-        u64::from_str_radix(h, 16).ok()
-    } else if let Some(o) = s.strip_prefix("0o") {
-        u64::from_str_radix(o, 8).ok()
-    } else {
-        s.parse().ok()
-    }
-}
-
-fn parse_i64(s: &str) -> Option<i64> {
-    match s.strip_prefix('-') {
-        Some(rest) => parse_u64(rest).and_then(|v| 0i64.checked_sub_unsigned(v)),
-        None => parse_u64(s).and_then(|v| i64::try_from(v).ok()),
-    }
-}
-
-fn yaml_bool(s: &str, yaml11: bool) -> Option<bool> {
-    match s {
-        "true" | "True" | "TRUE" => Some(true),
-        "false" | "False" | "FALSE" => Some(false),
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" if yaml11 => Some(true),
-        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" if yaml11 => Some(false),
-        _ => None,
-    }
-}
-
 /// A number of at most 64 bits (the width serde's integer visitors check against theirs),
 /// read from a typed node or a string's text.
 enum Num {
@@ -282,6 +148,17 @@ impl<'c, 't> De<'c, 't> {
     }
 }
 
+/// `fn deserialize_x(self, v) { self.how(v) }` for each method named after `how:`.
+macro_rules! forward_to {
+    ($($how:ident: $($method:ident)+;)+) => {
+        $($(
+            fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+                self.$how(v)
+            }
+        )+)+
+    };
+}
+
 impl<'de, 'c, 't> Deserializer<'de> for De<'c, 't> {
     type Error = Error;
 
@@ -315,53 +192,12 @@ impl<'de, 'c, 't> Deserializer<'de> for De<'c, 't> {
         .map_err(|e| e.at(at))
     }
 
-    fn deserialize_i8<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.integer(v)
-    }
-    fn deserialize_i16<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.integer(v)
-    }
-    fn deserialize_i32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.integer(v)
-    }
-    fn deserialize_i64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.integer(v)
-    }
-    fn deserialize_u8<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.integer(v)
-    }
-    fn deserialize_u16<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.integer(v)
-    }
-    fn deserialize_u32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.integer(v)
-    }
-    fn deserialize_u64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.integer(v)
-    }
-    fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.float(v)
-    }
-    fn deserialize_f64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.float(v)
-    }
-    fn deserialize_char<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.string(v)
-    }
-    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.string(v)
-    }
-    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.string(v)
-    }
-    fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.string(v)
-    }
-    fn deserialize_bytes<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.string(v)
-    }
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        self.string(v)
+    forward_to! {
+        integer: deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+            deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64;
+        float: deserialize_f32 deserialize_f64;
+        string: deserialize_char deserialize_str deserialize_string deserialize_identifier
+            deserialize_bytes deserialize_byte_buf;
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -645,9 +481,6 @@ impl<'de, 'c, 't> VariantAccess<'de> for De<'c, 't> {
     }
 }
 
-/// The name by which [`Spanned`] asks the tree for a node's positions.
-const SPANNED: &str = "$nodewarden::yaml::Spanned";
-
 /// A node's four position numbers, then the node.
 struct SpannedParts<'c, 't> {
     parts: [u64; 4],
@@ -670,48 +503,5 @@ impl<'de, 'c, 't> SeqAccess<'de> for SpannedParts<'c, 't> {
             Some(de) => seed.deserialize(de).map(Some),
             None => Ok(None),
         }
-    }
-}
-
-/// A value and where it is in the YAML text, for messages that name file:line:column.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Spanned<T> {
-    pub value: T,
-    /// Where the value is used: an alias's own position.
-    pub referenced: Location,
-    /// Where the value was written: the anchored node's position (else as `referenced`).
-    pub defined: Location,
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_newtype_struct(SPANNED, SpannedVisitor(PhantomData))
-    }
-}
-
-struct SpannedVisitor<T>(PhantomData<T>);
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for SpannedVisitor<T> {
-    type Value = Spanned<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a value read from nodewarden's YAML tree")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Spanned<T>, A::Error> {
-        let mut n = [0u64; 4];
-        for (i, slot) in n.iter_mut().enumerate() {
-            *slot = seq
-                .next_element()?
-                .ok_or_else(|| de::Error::invalid_length(i, &self))?;
-        }
-        let value = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(4, &self))?;
-        Ok(Spanned {
-            value,
-            referenced: Location::new(n[0], n[1]),
-            defined: Location::new(n[2], n[3]),
-        })
     }
 }
