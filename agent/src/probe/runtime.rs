@@ -138,6 +138,11 @@ pub fn hung_tasks(text: &str, now_since_boot: Duration, window: Duration) -> Vec
     out
 }
 
+/// A kmsg record's sequence number (`PRI,SEQ,…`).
+fn record_seq(record: &str) -> Option<u64> {
+    record.split(';').next()?.split(',').nth(1)?.parse().ok()
+}
+
 /// When a kmsg record (`PRI,SEQ,USEC,FLAGS;…`) was logged, since boot.
 fn record_time(record: &str) -> Option<Duration> {
     let prefix = record.split(';').next()?;
@@ -155,8 +160,10 @@ fn record_time(record: &str) -> Option<Duration> {
 pub struct KmsgTail {
     path: PathBuf,
     open: Option<std::fs::File>,
-    /// Hung-task reports seen, as their kmsg records (first line only).
-    kept: Vec<String>,
+    /// Hung-task reports seen, as their kmsg records (first line only), by sequence
+    /// number: a device opened again after an error replays its whole buffer, and a
+    /// record read twice is kept once.
+    kept: std::collections::BTreeMap<u64, String>,
 }
 
 /// At most this much of the log is read in one round; the rest is read by the next.
@@ -167,7 +174,7 @@ impl KmsgTail {
         KmsgTail {
             path,
             open: None,
-            kept: Vec::new(),
+            kept: Default::default(),
         }
     }
 
@@ -202,8 +209,11 @@ impl KmsgTail {
                     // One record per read from the device (continuation lines start
                     // with a space); a regular file gives many.
                     for line in String::from_utf8_lossy(&buf[..n]).lines() {
-                        if !line.starts_with(' ') && line.contains("blocked for more than") {
-                            self.kept.push(line.to_string());
+                        if !line.starts_with(' ')
+                            && line.contains("blocked for more than")
+                            && let Some(seq) = record_seq(line)
+                        {
+                            self.kept.insert(seq, line.to_string());
                         }
                     }
                 }
@@ -217,16 +227,23 @@ impl KmsgTail {
         if !f.metadata().map(|m| m.is_file()).unwrap_or(true) {
             self.open = Some(f);
         }
-        let found = hung_tasks(&self.kept.join("\n"), now_since_boot, window);
+        let kept: Vec<&str> = self.kept.values().map(String::as_str).collect();
+        let found = hung_tasks(&kept.join("\n"), now_since_boot, window);
         // reports older than the window are not needed again
         self.kept
-            .retain(|r| record_time(r).is_some_and(|at| at + window >= now_since_boot));
+            .retain(|_, r| record_time(r).is_some_and(|at| at + window >= now_since_boot));
         Ok(found)
     }
 
     #[cfg(test)]
     fn kept_len(&self) -> usize {
         self.kept.len()
+    }
+
+    /// Close the device, as a read error does: the next call opens it again.
+    #[cfg(test)]
+    fn close(&mut self) {
+        self.open = None;
     }
 }
 
