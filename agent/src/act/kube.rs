@@ -241,7 +241,16 @@ impl Kube {
     /// and builds the client.
     pub async fn connect(opts: &KubeOptions) -> Result<Kube, KubeError> {
         let load = async {
-            // kubeconfig files are read by act::kubeconfig, not kube's loaders (why there)
+            // kubeconfig files are read by act::kubeconfig, not kube's loaders (why there),
+            // on a blocking thread: the deadline below then bounds a read on a hung mount
+            let read = |path: Option<PathBuf>| async move {
+                tokio::task::spawn_blocking(move || match path {
+                    Some(p) => kubeconfig::read_from(&p),
+                    None => kubeconfig::read_default(),
+                })
+                .await
+                .map_err(|e| format!("reading the kubeconfig failed: {e}"))?
+            };
             let from_file = |kc: Result<kube::config::Kubeconfig, String>, context| async move {
                 let o = kube::config::KubeConfigOptions {
                     context,
@@ -254,17 +263,13 @@ impl Kube {
             match &opts.source {
                 Source::Infer => match Config::incluster() {
                     Ok(c) => Ok(c),
-                    Err(in_cluster) => from_file(kubeconfig::read_default(), None)
+                    Err(in_cluster) => from_file(read(None).await, None)
                         .await
                         .map_err(|e| format!("not in a cluster ({in_cluster}); {e}")),
                 },
                 Source::InCluster => Config::incluster().map_err(|e| e.to_string()),
                 Source::Kubeconfig { path, context } => {
-                    let kc = match path {
-                        Some(p) => kubeconfig::read_from(p),
-                        None => kubeconfig::read_default(),
-                    };
-                    from_file(kc, context.clone()).await
+                    from_file(read(path.clone()).await, context.clone()).await
                 }
                 Source::Url(u) => check_server_url(u).map(Config::new),
             }

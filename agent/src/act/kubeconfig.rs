@@ -8,7 +8,8 @@
 //! `Config::from_custom_kubeconfig` are still kube's.
 //!
 //! Differences, on purpose: a file is read only if it is a regular file and at most
-//! [`MAX_KUBECONFIG`] (a FIFO in its place does not hang the agent); a file of several
+//! [`MAX_KUBECONFIG`] (a FIFO in its place is refused at once; the caller reads on a
+//! blocking thread under its deadline, so a hung mount does not hang it); a file of several
 //! YAML documents is refused (kubectl writes one).
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ use kube::config::Kubeconfig;
 
 use crate::safe_fs::{self, Follow};
 
-/// The largest kubeconfig read (certificates embedded as data included).
-pub const MAX_KUBECONFIG: u64 = 4 << 20;
+/// The largest kubeconfig read, the agent's own and the kubelet's (with certificates
+/// embedded as data, a kubeconfig is a few KiB; an admin's with many clusters, tens).
+pub const MAX_KUBECONFIG: u64 = 1 << 20;
 
 /// The kubeconfig at `path`.
 pub fn read_from(path: &Path) -> Result<Kubeconfig, String> {

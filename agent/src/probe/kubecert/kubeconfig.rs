@@ -18,8 +18,8 @@ use serde::Deserialize;
 use crate::probe::io;
 use crate::safe_fs::{self, Follow, ReadError};
 
-/// The largest kubeconfig read (a kubelet's, certificates embedded, is a few KiB).
-pub const MAX_KUBECONFIG: u64 = 1 << 20;
+/// The largest kubeconfig read: the bound the agent's own kubeconfig has.
+pub use crate::act::kubeconfig::MAX_KUBECONFIG;
 
 /// The current user's credentials, as far as certificates go.
 #[derive(Debug, Clone, PartialEq, Eq)]
