@@ -430,22 +430,16 @@ async fn the_kubelet_invocation_is_read_again_when_the_kubelet_restarts() {
         );
     }
     let sd = Arc::new(FakeSystemd::new().with_active("kubelet.service", ago(5), Some(77)));
-    let det = Detector {
-        setting: RuntimeKind::Auto,
-        docker_socket: dir.path().join("d.sock"),
-        containerd_socket: dir.path().join("c.sock"),
-        kubelet_unit: "kubelet.service".into(),
+    // the daemon's own construction of the detector
+    let env = ProbeEnv {
         proc_root: proc_root.clone(),
         kubeadm_flags: dir.path().join("none"),
         kubelet_config: dir.path().join("none"),
-        systemd: sd.clone(),
         kubelet_env_files: Vec::new(),
-        crio_socket: "/nonexistent/crio.sock".into(),
-        cri_dockerd_socket: "/nonexistent/cri-dockerd.sock".into(),
-        node: None,
-        host_root: None,
-        invocation_cache: Default::default(),
+        ..ProbeEnv::default()
     };
+    let systemd: Arc<dyn nodewarden::host::systemd::Systemd> = sd.clone();
+    let det = env.runtime_detector(&probes(), &systemd);
     let driver = |inv: nodewarden::probe::kubelet_invocation::Invocation| {
         inv.config().unwrap().cgroup_driver.map(|d| d.value)
     };
