@@ -1,7 +1,6 @@
 //! [`DbusSystemd`]: the D-Bus plumbing behind the [`Systemd`] trait. One lazily
 //! (re)connected system-bus connection; every call under a deadline.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -9,11 +8,14 @@ use nix::sys::signal::Signal;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use zbus::proxy::CacheProperties;
-use zbus::{Connection, OwnedObjectPath, OwnedVariant};
+use zbus::{Connection, OwnedObjectPath};
 
 use super::*;
 
+mod props;
 mod restart;
+
+use props::UnitProps;
 
 /// Where and how patiently to talk to systemd.
 #[derive(Debug, Clone)]
@@ -53,7 +55,7 @@ pub struct DbusSystemd {
 
 const SD_DEST: &str = "org.freedesktop.systemd1";
 const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
-const SERVICE_IFACE: &str = "org.freedesktop.systemd1.Service";
+const PROPERTIES_IFACE: &str = "org.freedesktop.DBus.Properties";
 
 /// The object path of `unit`, as systemd names it (`unit_dbus_path`: sd-bus's label
 /// escaping, the same since systemd 219): every byte but `[A-Za-z0-9]` (and a leading
@@ -196,11 +198,13 @@ impl DbusSystemd {
         for &unit in units {
             let what = || format!("reading the properties of {unit}");
             let path = unit_path(unit)?;
-            let mut p = self.get_all(&conn, &path, UNIT_IFACE, &what, None).await?;
+            let p = self
+                .get_props(&conn, &path, UNIT_IFACE, &what, None)
+                .await?;
             out.push(UnitPresence {
                 name: unit.to_string(),
-                load_state: take_string(&mut p, "LoadState"),
-                active_state: take_string(&mut p, "ActiveState"),
+                load_state: p.load_state.unwrap_or_default(),
+                active_state: p.active_state.unwrap_or_default(),
             });
         }
         Ok(out)
@@ -254,32 +258,27 @@ impl DbusSystemd {
         }
     }
 
-    async fn get_all(
+    /// `GetAll(iface)` on `path`, decoded into the properties the agent reads. An empty
+    /// `iface` asks for every interface of the object in one reply (props.rs says why).
+    async fn get_props(
         &self,
         conn: &Connection,
         path: &OwnedObjectPath,
         iface: &'static str,
         what: &(dyn Fn() -> String + Sync),
         deadline: Option<Instant>,
-    ) -> Result<HashMap<String, OwnedVariant>, SystemdError> {
-        let props = zbus::fdo::PropertiesProxy::builder(conn)
-            .destination(SD_DEST)
-            .path(path.as_str())
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(|source| SystemdError::Bus {
-                what: what(),
-                source,
-            })?;
-        let iface = zbus::names::InterfaceName::from_static_str(iface).map_err(|source| {
-            SystemdError::Bus {
-                what: what(),
-                source,
-            }
-        })?;
+    ) -> Result<UnitProps, SystemdError> {
         self.call(what, deadline, async {
-            props.get_all(iface).await.map_err(zbus::Error::from)
+            let reply = conn
+                .call_method(
+                    Some(SD_DEST),
+                    path.as_str(),
+                    Some(PROPERTIES_IFACE),
+                    "GetAll",
+                    &(iface,),
+                )
+                .await?;
+            reply.body().deserialize::<UnitProps>()
         })
         .await
     }
@@ -292,43 +291,32 @@ impl DbusSystemd {
     ) -> Result<UnitStatus, SystemdError> {
         let path = unit_path(unit)?;
         let what = || format!("reading the properties of {unit}");
-        let mut u = self
-            .get_all(conn, &path, UNIT_IFACE, &what, deadline)
-            .await?;
-        let load_state = take_string(&mut u, "LoadState");
+        // every interface at once: Unit and, for a service, Service
+        let p = self.get_props(conn, &path, "", &what, deadline).await?;
+        let load_state = p.load_state.unwrap_or_default();
         if load_state == "not-found" {
             return Err(SystemdError::NotFound {
                 unit: unit.to_string(),
             });
         }
-        let mut svc = if unit.ends_with(".service") {
-            self.get_all(conn, &path, SERVICE_IFACE, &what, deadline)
-                .await?
-        } else {
-            HashMap::new()
-        };
-        let invocation_id = u
-            .remove("InvocationID")
-            .and_then(|v| Vec::<u8>::try_from(v).ok())
+        let invocation_id = p
+            .invocation_id
             .filter(|b| !b.is_empty() && b.iter().any(|&x| x != 0))
             .map(|b| b.iter().map(|x| format!("{x:02x}")).collect());
-        let name = match take_string(&mut u, "Id") {
-            s if s.is_empty() => unit.to_string(),
-            s => s,
+        let name = match p.id {
+            Some(s) if !s.is_empty() => s,
+            _ => unit.to_string(),
         };
         Ok(UnitStatus {
             name,
             load_state,
-            active_state: take_string(&mut u, "ActiveState"),
-            sub_state: take_string(&mut u, "SubState"),
+            active_state: p.active_state.unwrap_or_default(),
+            sub_state: p.sub_state.unwrap_or_default(),
             invocation_id,
-            main_pid: svc
-                .remove("MainPID")
-                .and_then(|v| u32::try_from(v).ok())
-                .filter(|&p| p != 0),
-            active_enter: take_timestamp(&mut u, "ActiveEnterTimestamp"),
-            inactive_exit: take_timestamp(&mut u, "InactiveExitTimestamp"),
-            n_restarts: svc.remove("NRestarts").and_then(|v| u32::try_from(v).ok()),
+            main_pid: p.main_pid.filter(|&pid| pid != 0),
+            active_enter: p.active_enter_us.and_then(usec_to_timestamp),
+            inactive_exit: p.inactive_exit_us.and_then(usec_to_timestamp),
+            n_restarts: p.n_restarts,
         })
     }
 }
@@ -479,18 +467,6 @@ impl Systemd for DbusSystemd {
 
 fn same_conn(a: &Connection, b: &Connection) -> bool {
     a.unique_name().is_some() && a.unique_name() == b.unique_name()
-}
-
-fn take_string(m: &mut HashMap<String, OwnedVariant>, key: &str) -> String {
-    m.remove(key)
-        .and_then(|v| String::try_from(v).ok())
-        .unwrap_or_default()
-}
-
-/// systemd timestamps are µs since the epoch, 0 = never.
-fn take_timestamp(m: &mut HashMap<String, OwnedVariant>, key: &str) -> Option<jiff::Timestamp> {
-    let us = m.remove(key).and_then(|v| u64::try_from(v).ok())?;
-    usec_to_timestamp(us)
 }
 
 fn usec_to_timestamp(us: u64) -> Option<jiff::Timestamp> {

@@ -3,9 +3,9 @@
 //! probe, the PLEG probe and the kubelet-invocation reader of the drift probes all ask
 //! for `kubelet.service`) cost one set of D-Bus calls, not three.
 //!
-//! Why: on a node the agent's idle CPU is mostly D-Bus round trips (each status is
-//! `LoadUnit`, `GetAll(Unit)` and `GetAll(Service)`, and every message wakes a runtime
-//! thread); the issue-15 measurement on the real-systemd testbed counted 21 status
+//! Why: on a node the agent's idle CPU is mostly D-Bus round trips (each status was
+//! `LoadUnit`, `GetAll(Unit)` and `GetAll(Service)`, now one `GetAll("")`; every message
+//! wakes a runtime thread); the issue-15 measurement on the real-systemd testbed counted 21 status
 //! reads of `kubelet.service` a minute with 10 s probes (docs/benchmarks.md).
 //!
 //! Only the probes and the planner's node facts read through it. The executor keeps the
