@@ -55,6 +55,7 @@ pub struct DbusSystemd {
 
 const SD_DEST: &str = "org.freedesktop.systemd1";
 const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
+const SERVICE_IFACE: &str = "org.freedesktop.systemd1.Service";
 const PROPERTIES_IFACE: &str = "org.freedesktop.DBus.Properties";
 
 /// The object path of `unit`, as systemd names it (`unit_dbus_path`: sd-bus's label
@@ -292,7 +293,20 @@ impl DbusSystemd {
         let path = unit_path(unit)?;
         let what = || format!("reading the properties of {unit}");
         // every interface at once: Unit and, for a service, Service
-        let p = self.get_props(conn, &path, "", &what, deadline).await?;
+        let mut p = self.get_props(conn, &path, "", &what, deadline).await?;
+        if p.load_state.is_none() {
+            // A bus that did not take "" for every interface (sd-bus always has): ask
+            // each interface, as before, rather than read a unit with no state.
+            p = self
+                .get_props(conn, &path, UNIT_IFACE, &what, deadline)
+                .await?;
+            if unit.ends_with(".service") {
+                let svc = self
+                    .get_props(conn, &path, SERVICE_IFACE, &what, deadline)
+                    .await?;
+                p.merge(svc);
+            }
+        }
         let load_state = p.load_state.unwrap_or_default();
         if load_state == "not-found" {
             return Err(SystemdError::NotFound {

@@ -41,6 +41,27 @@ pub(crate) struct UnitProps {
     pub n_restarts: Option<u32>,
 }
 
+impl UnitProps {
+    /// Fill what `self` lacks from `other` (the Service interface's reply after the
+    /// Unit's, when they are read one interface at a time).
+    pub fn merge(&mut self, other: UnitProps) {
+        fn or<T>(a: &mut Option<T>, b: Option<T>) {
+            if a.is_none() {
+                *a = b;
+            }
+        }
+        or(&mut self.id, other.id);
+        or(&mut self.load_state, other.load_state);
+        or(&mut self.active_state, other.active_state);
+        or(&mut self.sub_state, other.sub_state);
+        or(&mut self.invocation_id, other.invocation_id);
+        or(&mut self.active_enter_us, other.active_enter_us);
+        or(&mut self.inactive_exit_us, other.inactive_exit_us);
+        or(&mut self.main_pid, other.main_pid);
+        or(&mut self.n_restarts, other.n_restarts);
+    }
+}
+
 /// The reply's body is `a{sv}`, the signature of the map it used to be decoded into.
 impl Type for UnitProps {
     const SIGNATURE: &'static Signature =

@@ -127,3 +127,18 @@ fn a_truncated_reply_is_an_error() {
         );
     }
 }
+
+#[test]
+fn the_service_interface_read_apart_fills_what_the_unit_lacks() {
+    let mut unit = running_service();
+    let mut service = HashMap::new();
+    for k in ["MainPID", "NRestarts"] {
+        service.insert(k, unit.remove(k).expect("in the reply"));
+    }
+    // a Service reply never carries the Unit's names; one that did would not win
+    service.insert("LoadState", "masked".into());
+    let mut p = decode(&unit).expect("decodes");
+    assert_eq!((p.main_pid, p.n_restarts), (None, None));
+    p.merge(decode(&service).expect("decodes"));
+    assert_eq!(p, decode(&running_service()).expect("decodes"));
+}
