@@ -171,31 +171,71 @@ where
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| CallError::Protocol(format!("HTTP handshake: {e}")))?;
+    tokio::pin!(conn);
+    http1_send(&mut sender, &mut conn, req, stage).await.0
+}
+
+/// Send `req` on `sender` and read the reply, driving `conn` meanwhile; `true` with the
+/// reply when the connection ended (it must not be polled again).
+async fn http1_send<C>(
+    sender: &mut Http1Sender,
+    conn: &mut C,
+    req: Request<Empty<&'static [u8]>>,
+    stage: &Stage,
+) -> (Result<Reply, CallError>, bool)
+where
+    C: Future<Output = hyper::Result<()>> + Unpin,
+{
+    // Whether the request went out: a connection that ends before it did never answers
+    // it, and `ready()` would wait for a connection that is gone.
+    let sent = std::sync::atomic::AtomicBool::new(false);
     let exchange = async {
         stage.set("waiting for the reply");
+        sender
+            .ready()
+            .await
+            .map_err(|e| CallError::Protocol(format!("request failed: {e}")))?;
+        sent.store(true, std::sync::atomic::Ordering::Relaxed);
         let resp = sender
             .send_request(req)
             .await
             .map_err(|e| CallError::Protocol(format!("request failed: {e}")))?;
         collect_reply(resp, stage, "reading the reply body").await
     };
-    tokio::pin!(conn);
     tokio::pin!(exchange);
     tokio::select! {
         biased;
-        r = &mut exchange => r,
+        r = &mut exchange => (r, false),
         // The connection ends first when the reply is close-delimited (HTTP/1.0,
         // or `Connection: close` without a length): the reply it read is still
         // waiting in `exchange`, which now finishes or says what was missing.
-        c = &mut conn => match c {
-            Ok(()) => exchange.await.map_err(|e| match e {
-                CallError::Protocol(m) if m.starts_with("request failed") => CallError::Protocol(
-                    "the peer closed the connection before replying".into(),
-                ),
-                e => e,
-            }),
-            Err(e) => Err(CallError::Protocol(format!("connection failed: {e}"))),
+        c = conn => match (c, sent.load(std::sync::atomic::Ordering::Relaxed)) {
+            (Ok(()), false) => (
+                Err(CallError::Protocol(
+                    "the peer closed the connection before the request".into(),
+                )),
+                true,
+            ),
+            (c, _) => (closed_first(c, exchange).await, true),
         },
+    }
+}
+
+/// The outcome of an exchange whose connection has ended: what the connection read is
+/// all there will be, so the exchange is polled once, never awaited (a request still
+/// queued when the peer closed would wait for a reply that cannot come).
+async fn closed_first(
+    c: hyper::Result<()>,
+    exchange: impl Future<Output = Result<Reply, CallError>>,
+) -> Result<Reply, CallError> {
+    let closed = || CallError::Protocol("the peer closed the connection before replying".into());
+    match c {
+        Ok(()) => match futures::FutureExt::now_or_never(exchange) {
+            Some(Err(CallError::Protocol(m))) if m.starts_with("request failed") => Err(closed()),
+            Some(r) => r,
+            None => Err(closed()),
+        },
+        Err(e) => Err(CallError::Protocol(format!("connection failed: {e}"))),
     }
 }
 
@@ -231,11 +271,7 @@ pub async fn unix_http_get(
     path_and_query: &str,
     deadline: Duration,
 ) -> Result<Reply, CallError> {
-    let req = Request::get(path_and_query)
-        .header(http::header::HOST, "docker")
-        .header(http::header::USER_AGENT, "nodewarden")
-        .body(Empty::new())
-        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    let req = unix_request(path_and_query)?;
     let stage = Stage::new();
     staged(deadline, &stage, async {
         let s = tokio::net::UnixStream::connect(socket)
@@ -244,6 +280,90 @@ pub async fn unix_http_get(
         http1_exchange(TokioIo::new(s), req, &stage).await
     })
     .await
+}
+
+type Http1Sender = hyper::client::conn::http1::SendRequest<Empty<&'static [u8]>>;
+type Http1Conn =
+    hyper::client::conn::http1::Connection<TokioIo<tokio::net::UnixStream>, Empty<&'static [u8]>>;
+
+/// HTTP/1.1 on a unix socket, one connection for several requests in a row (the Docker
+/// Engine API's `/_ping` then `/containers/json`: one connect, accept and close a round
+/// instead of two; issue 15, docs/benchmarks.md pass 5). The connection is driven only
+/// while a request is awaited, inside the caller's future, so a deadline that fires
+/// drops it with the caller as [`unix_http_get`] does. A peer that closes after a reply
+/// (`Connection: close`) is connected to again for the next request.
+pub struct UnixHttp<'a> {
+    socket: &'a Path,
+    open: Option<(Http1Sender, std::pin::Pin<Box<Http1Conn>>)>,
+}
+
+impl<'a> UnixHttp<'a> {
+    /// Nothing is connected until the first request.
+    pub fn new(socket: &'a Path) -> Self {
+        UnixHttp { socket, open: None }
+    }
+
+    /// `GET path_and_query` within `deadline`, on the open connection if there is one.
+    /// A kept connection that fails short of a timeout (the peer closed it between the
+    /// requests) is replaced once by a new one: a GET is safe to ask again.
+    pub async fn get(
+        &mut self,
+        path_and_query: &str,
+        deadline: Duration,
+    ) -> Result<Reply, CallError> {
+        let t0 = tokio::time::Instant::now();
+        let reused = self.open.is_some();
+        match self.get_once(path_and_query, deadline).await {
+            Err(CallError::Protocol(_)) if reused => {
+                let left = deadline.saturating_sub(t0.elapsed());
+                self.get_once(path_and_query, left).await
+            }
+            r => r,
+        }
+    }
+
+    async fn get_once(
+        &mut self,
+        path_and_query: &str,
+        deadline: Duration,
+    ) -> Result<Reply, CallError> {
+        let req = unix_request(path_and_query)?;
+        let stage = Stage::new();
+        let socket = self.socket;
+        let open = &mut self.open;
+        staged(deadline, &stage, async {
+            if open.is_none() {
+                let s = tokio::net::UnixStream::connect(socket)
+                    .await
+                    .map_err(|e| connect_error(e, Some(socket)))?;
+                stage.set("HTTP handshake");
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                    .await
+                    .map_err(|e| CallError::Protocol(format!("HTTP handshake: {e}")))?;
+                *open = Some((sender, Box::pin(conn)));
+            }
+            let Some((sender, conn)) = open.as_mut() else {
+                return Err(CallError::Protocol("no connection".into()));
+            };
+            let (reply, ended) = http1_send(sender, conn, req, &stage).await;
+            // an ended connection is never polled again; a failed one is not reused
+            let closed = open.as_ref().is_none_or(|(sender, _)| sender.is_closed());
+            if ended || reply.is_err() || closed {
+                *open = None;
+            }
+            reply
+        })
+        .await
+        .inspect_err(|_| self.open = None)
+    }
+}
+
+fn unix_request(path_and_query: &str) -> Result<Request<Empty<&'static [u8]>>, CallError> {
+    Request::get(path_and_query)
+        .header(http::header::HOST, "docker")
+        .header(http::header::USER_AGENT, "nodewarden")
+        .body(Empty::new())
+        .map_err(|e| CallError::Protocol(e.to_string()))
 }
 
 /// The outcome of a unary gRPC call.

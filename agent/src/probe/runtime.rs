@@ -299,7 +299,9 @@ impl RuntimeCheck {
     async fn docker(&self, socket: &Path, deadline: Duration) -> SocketResult {
         let t0 = tokio::time::Instant::now();
         let left = |d: Duration| d.saturating_sub(t0.elapsed());
-        match io::unix_http_get(socket, "/_ping", deadline).await {
+        // both requests on one connection (a second one if dockerd closed the first)
+        let mut api = io::UnixHttp::new(socket);
+        match api.get("/_ping", deadline).await {
             Ok(r) if r.status.as_u16() == 200 => {}
             Ok(r) => {
                 return SocketResult::Fail(
@@ -314,7 +316,7 @@ impl RuntimeCheck {
             Err(e) => return SocketResult::Fail(format!("GET /_ping: {e}"), e.is_timeout()),
         }
         let ping = elapsed_since(t0);
-        match io::unix_http_get(socket, "/containers/json?limit=1", left(deadline)).await {
+        match api.get("/containers/json?limit=1", left(deadline)).await {
             Ok(r) if r.status.as_u16() == 200 => SocketResult::Ok(format!(
                 "/_ping ok in {ping}, /containers/json ok in {}",
                 elapsed_since(t0)
