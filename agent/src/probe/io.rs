@@ -216,7 +216,7 @@ where
                 )),
                 true,
             ),
-            (c, _) => (closed_first(c, exchange).await, true),
+            (c, _) => (closed_first(c, exchange), true),
         },
     }
 }
@@ -224,7 +224,7 @@ where
 /// The outcome of an exchange whose connection has ended: what the connection read is
 /// all there will be, so the exchange is polled once, never awaited (a request still
 /// queued when the peer closed would wait for a reply that cannot come).
-async fn closed_first(
+fn closed_first(
     c: hyper::Result<()>,
     exchange: impl Future<Output = Result<Reply, CallError>>,
 ) -> Result<Reply, CallError> {
@@ -271,15 +271,8 @@ pub async fn unix_http_get(
     path_and_query: &str,
     deadline: Duration,
 ) -> Result<Reply, CallError> {
-    let req = unix_request(path_and_query)?;
-    let stage = Stage::new();
-    staged(deadline, &stage, async {
-        let s = tokio::net::UnixStream::connect(socket)
-            .await
-            .map_err(|e| connect_error(e, Some(socket)))?;
-        http1_exchange(TokioIo::new(s), req, &stage).await
-    })
-    .await
+    // a fresh connection, used once
+    UnixHttp::new(socket).get(path_and_query, deadline).await
 }
 
 type Http1Sender = hyper::client::conn::http1::SendRequest<Empty<&'static [u8]>>;
@@ -346,9 +339,9 @@ impl<'a> UnixHttp<'a> {
                 return Err(CallError::Protocol("no connection".into()));
             };
             let (reply, ended) = http1_send(sender, conn, req, &stage).await;
-            // an ended connection is never polled again; a failed one is not reused
+            // an ended connection is never polled again; a failed one is dropped below
             let closed = open.as_ref().is_none_or(|(sender, _)| sender.is_closed());
-            if ended || reply.is_err() || closed {
+            if ended || closed {
                 *open = None;
             }
             reply

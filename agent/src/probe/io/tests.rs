@@ -1,3 +1,5 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::*;
 
 #[test]
@@ -133,7 +135,6 @@ async fn docker_like_server(
     std::path::PathBuf,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncWriteExt;
     let socket = dir.join("api.sock");
     let l = tokio::net::UnixListener::bind(&socket).unwrap();
@@ -180,7 +181,6 @@ async fn docker_like_server(
 
 #[tokio::test]
 async fn docker_requests_in_a_row_share_one_connection() {
-    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let (socket, accepted) = docker_like_server(dir.path(), Keep::Alive).await;
     let mut api = UnixHttp::new(&socket);
@@ -196,7 +196,6 @@ async fn docker_requests_in_a_row_share_one_connection() {
 
 #[tokio::test]
 async fn a_peer_that_closes_after_a_reply_is_connected_to_again() {
-    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let (socket, accepted) = docker_like_server(dir.path(), Keep::Close).await;
     let mut api = UnixHttp::new(&socket);
@@ -209,7 +208,6 @@ async fn a_peer_that_closes_after_a_reply_is_connected_to_again() {
 
 #[tokio::test]
 async fn a_second_request_left_unanswered_is_a_timeout_and_the_next_connects_anew() {
-    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let (socket, accepted) = docker_like_server(dir.path(), Keep::HangSecond).await;
     let mut api = UnixHttp::new(&socket);
@@ -230,7 +228,6 @@ async fn a_second_request_left_unanswered_is_a_timeout_and_the_next_connects_ane
 
 #[tokio::test]
 async fn a_kept_connection_closed_between_requests_is_replaced() {
-    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let (socket, accepted) = docker_like_server(dir.path(), Keep::CloseSilently).await;
     let mut api = UnixHttp::new(&socket);
